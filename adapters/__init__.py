@@ -1,0 +1,1 @@
+"""memeval's own adapters: memory backends and readers (import name `memeval.adapters`)."""

@@ -1,0 +1,169 @@
+"""The `memeval` command line: run, validate, score, schema."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from memeval.errors import MemevalError, ScenarioError
+
+app = typer.Typer(
+    help="Evaluate an AI agent's memory: retention, token cost, memory cost and leakage.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(width=None if sys.stdout.isatty() else 132)
+err = Console(stderr=True)
+
+
+def _fail(exc: MemevalError) -> typer.Exit:
+    for line in str(exc).splitlines() or ["error"]:
+        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _fmt_rate(stat: dict[str, Any] | None) -> str:
+    if not stat:
+        return "–"
+    low, high = stat["ci95"]
+    return f"{stat['value']:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def results_table(scores: dict[str, Any], title: str) -> Table:
+    """One row per backend and reader: the figures that separate memory strategies."""
+    table = Table(title=title, title_justify="left", caption="retention: value [95% Wilson CI]",
+                  caption_justify="left")
+    for name in ("backend", "reader", "probes", "evidence ret.", "answer ret.", "tok/probe",
+                 "recall p50", "footprint", "errors"):
+        table.add_column(name, justify="left" if name in {"backend", "reader"} else "right",
+                         overflow="fold")
+    for cell in scores["cells"]:
+        recall_p50 = cell["latency_s"]["recall"]["p50"]
+        table.add_row(
+            cell["backend"], cell["reader"], str(cell["probes"]),
+            _fmt_rate(cell["evidence_retention"]), _fmt_rate(cell["answer_retention"]),
+            f"{cell['tokens']['recalled']['mean'] or 0:.0f}",
+            "–" if recall_p50 is None else f"{recall_p50 * 1000:.1f} ms",
+            _fmt_bytes(cell["footprint"]["peak_bytes"]), str(cell["errors"]),
+        )
+    return table
+
+
+@app.command()
+def run(
+    paths: Annotated[list[Path], typer.Argument(help="Scenario files or folders.")],
+    backend: Annotated[list[str] | None, typer.Option(
+        "--backend", "-b", help="Backend NAME[:opt=value,...] or module:Class; repeatable. "
+        "Default: full_context, no_memory, oracle.")] = None,
+    reader: Annotated[str, typer.Option("--reader", "-r", help="Reader NAME[:opt=value,...] "
+                                        "or module:Class.")] = "embedded",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory "
+                                             "(default runs/<timestamp>).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for every backend and reader.")] = 0,
+    limit: Annotated[int | None, typer.Option(help="Ask at most N probes per scenario.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    cache: Annotated[bool, typer.Option(help="Use the persistent call cache.")] = True,
+) -> None:
+    """Replay scenarios into each backend, ask every probe, score, and print the table."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from memeval.runner import DEFAULT_BACKENDS, execute, plan_run
+
+    try:
+        with console.status("loading scenarios and adapters…"):
+            plan = plan_run(paths, backend or list(DEFAULT_BACKENDS), reader, out, seed, limit)
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                            transient=False)
+        task = progress.add_task("starting", total=plan.total)
+
+        def hook(cell: str, advance: int) -> None:
+            if cell:
+                progress.update(task, description=cell)
+            progress.advance(task, advance)
+
+        with progress:
+            result = execute(plan, resume=resume, cache=cache, command=sys.argv, progress=hook)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: records so far are kept; continue with "
+                  f"`memeval run ... --out {plan.out} --resume`")
+        raise typer.Exit(130) from None
+    except MemevalError as exc:
+        raise _fail(exc) from None
+    console.print(results_table(result.scores_json, f"memeval run · {result.run_dir}"))
+    console.print(f"records, scores and manifest in [bold]{result.run_dir}[/bold]")
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Scenario files or folders.")],
+) -> None:
+    """Check scenarios; print `file:line:col: problem (fix)` for every mistake."""
+    from memeval.scenario import validate_paths
+
+    try:
+        files, problems = validate_paths(paths)
+    except ScenarioError as exc:
+        raise _fail(exc) from None
+    for problem in problems:
+        print(problem)
+    if problems:
+        err.print(f"{len(problems)} problem(s) in {files} file(s)")
+        raise typer.Exit(1)
+    err.print(f"{files} scenario file(s) OK")
+
+
+@app.command()
+def score(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Recompute scores.json from records.jsonl alone (no model is called)."""
+    from memeval.results import SCORES, read_manifest, read_records, write_json_atomic
+    from memeval.scoring.scores import compute_scores
+
+    try:
+        read_manifest(run_dir)
+        records = read_records(run_dir)
+        if not records:
+            raise MemevalError(f"{run_dir}: no records to score")
+    except MemevalError as exc:
+        raise _fail(exc) from None
+    scores = compute_scores(records)
+    write_json_atomic(run_dir / SCORES, scores)
+    console.print(results_table(scores, f"memeval score · {run_dir}"))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the scenario format (for editors)."""
+    from memeval.scenario import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

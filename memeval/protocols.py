@@ -1,0 +1,188 @@
+"""The contracts memeval programs against: MemoryBackend, Reader and Embedder.
+
+Adapters are thin: they store, recall and answer. Timing, token counting,
+caching, retries and footprint sampling are done once by the runner around
+every implementation, so a third-party backend gets every metric for free.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from memeval.scenario.schema import Scenario
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Turn(_Frozen):
+    """One utterance of a conversation, as a backend observes it."""
+
+    id: str
+    session_id: str
+    user: str = Field(description="The user (scope) this conversation belongs to.")
+    role: Literal["user", "assistant"]
+    text: str
+    time: datetime | None = None
+
+
+class SessionInfo(_Frozen):
+    """A finished session, handed to `MemoryBackend.end_session`."""
+
+    id: str
+    user: str
+    time: datetime | None = None
+    turn_count: int
+
+
+class Query(_Frozen):
+    """What a backend is asked to recall for."""
+
+    text: str
+    user: str
+    time: datetime | None = None
+    probe_id: str = ""
+
+
+class RecallItem(_Frozen):
+    """One stored item a recall drew on."""
+
+    text: str
+    turn_id: str | None = None
+    score: float | None = None
+
+
+class Recall(_Frozen):
+    """The text handed to the reader, and the items it came from."""
+
+    text: str
+    items: tuple[RecallItem, ...] = ()
+
+
+class Footprint(_Frozen):
+    """What a backend holds right now."""
+
+    items: int
+    bytes: int
+    detail: dict[str, int] = Field(default_factory=dict)
+
+
+class Usage(_Frozen):
+    """Tokens a model call spent."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class Answer(_Frozen):
+    """A reader's answer to one question."""
+
+    text: str
+    usage: Usage = Usage()
+    logprobs: tuple[float, ...] | None = None
+
+
+@dataclass
+class CellContext:
+    """What the runner tells a backend about the cell it runs in.
+
+    Attributes:
+        count_tokens: The reader's tokenizer, so budgets are in reader tokens.
+        context_tokens: How many tokens of recalled text the reader can take.
+        workdir: A private folder for the backend's files.
+        seed: The run's seed.
+        ground_truth: The scenario, given only to backends that declare
+            `needs_ground_truth` (reference backends such as `oracle`).
+    """
+
+    count_tokens: Callable[[str], int]
+    context_tokens: int
+    workdir: Path
+    seed: int = 0
+    ground_truth: Scenario | None = None
+
+
+class MemoryBackend(ABC):
+    """A memory under test.
+
+    The runner calls `bind` once per cell, `reset(user)` for every user at the
+    start of each scenario, then `observe` for each turn, `end_session` after
+    each session and `recall` for each probe. A backend must keep each user's
+    memory apart: a query for one user never surfaces another user's turns.
+    """
+
+    #: Reference backends that read the scenario's answers set this to True.
+    needs_ground_truth: ClassVar[bool] = False
+
+    def bind(self, context: CellContext) -> None:  # noqa: B027 - optional hook
+        """Receive the cell's context before anything else. Optional."""
+
+    @abstractmethod
+    def reset(self, scope: str) -> None:
+        """Forget everything stored for the user `scope`."""
+
+    @abstractmethod
+    def observe(self, turn: Turn) -> None:
+        """Take in one turn of conversation."""
+
+    def end_session(self, session: SessionInfo) -> None:  # noqa: B027 - optional hook
+        """Called after the last turn of a session. Optional."""
+
+    @abstractmethod
+    def recall(self, query: Query) -> Recall:
+        """Return what the reader should see to answer `query`."""
+
+    @abstractmethod
+    def footprint(self) -> Footprint:
+        """Report stored items and bytes held now."""
+
+    def model_usage(self) -> Usage:
+        """Tokens this backend spent on its own model calls so far. Optional."""
+        return Usage()
+
+
+class Reader(ABC):
+    """A model that answers a question from recalled text."""
+
+    #: Largest prompt, in the reader's tokens.
+    context_tokens: ClassVar[int] = 8192
+
+    @abstractmethod
+    def answer(self, question: str, context: str) -> Answer:
+        """Answer `question` using only `context`."""
+
+    def answer_many(self, requests: Sequence[tuple[str, str]]) -> list[Answer]:
+        """Answer several (question, context) pairs; readers that batch override it."""
+        return [self.answer(q, c) for q, c in requests]
+
+    def count_tokens(self, text: str) -> int:
+        """Count tokens with the reader's own tokenizer (default: cl100k_base)."""
+        from memeval.tokens import count_tokens
+
+        return count_tokens(text)
+
+    @abstractmethod
+    def identity(self) -> dict[str, object]:
+        """Model and generation settings that determine an answer.
+
+        The call cache is keyed by this and the prompt: anything that changes
+        an answer belongs here; concurrency, retries and timeouts do not.
+        """
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Text embeddings; the same method names as LangChain's `Embeddings`."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...

@@ -1,0 +1,137 @@
+"""Resolve adapter specs: `NAME[:opt=value,...]` or `module.path:Class[:opt=value,...]`.
+
+Names come from the entry-point group `memeval.adapters` (the built-ins are
+registered there too, and also known without installation metadata).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any, TypeVar
+
+from memeval.errors import MemevalError
+from memeval.protocols import MemoryBackend, Reader
+
+T = TypeVar("T")
+
+GROUP = "memeval.adapters"
+BUILTIN = {
+    "full_context": "memeval.adapters.backends.full_context:FullContext",
+    "no_memory": "memeval.adapters.backends.no_memory:NoMemory",
+    "oracle": "memeval.adapters.backends.oracle:Oracle",
+    "embedded": "memeval.adapters.readers.embedded:EmbeddedReader",
+    "extractive": "memeval.adapters.readers.extractive:ExtractiveReader",
+}
+SECRET_WORDS = ("key", "token", "secret", "password", "auth")
+
+
+@lru_cache(maxsize=1)
+def known_adapters() -> dict[str, str]:
+    """Adapter names and their `module:Class` targets."""
+    names = dict(BUILTIN)
+    for ep in entry_points(group=GROUP):
+        names.setdefault(ep.name, ep.value)
+    return names
+
+
+def _value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    if lowered in {"none", "null"}:
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_options(text: str, spec: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise MemevalError(f"adapter '{spec}': option '{part}' is not key=value "
+                               "(write e.g. `rag:top_k=8,chunk=session`)")
+        options[key.strip()] = _value(value.strip())
+    return options
+
+
+def split_spec(spec: str) -> tuple[str, str, dict[str, Any]]:
+    """(label, 'module:Class' target, options) of a spec string."""
+    head, _, rest = spec.partition(":")
+    known = known_adapters()
+    if head in known:
+        return head, known[head], parse_options(rest, spec)
+    cls_name, _, opts = rest.partition(":")
+    if not cls_name.isidentifier():
+        close = difflib.get_close_matches(head, known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(known))}"
+        raise MemevalError(f"unknown adapter '{spec}' ({hint}; or give module.path:Class)")
+    return f"{head}:{cls_name}", f"{head}:{cls_name}", parse_options(opts, spec)
+
+
+def _import(target: str, spec: str) -> type:
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise MemevalError(f"adapter '{spec}': no module named '{module_name}' "
+                               "(is it installed, or on PYTHONPATH?)") from None
+        raise MemevalError(f"adapter '{spec}' needs the package '{exc.name}' "
+                           "(install memeval's extra for it, e.g. pip install 'memeval[local]')"
+                           ) from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise MemevalError(f"adapter '{spec}': module '{module_name}' has no '{attr}'") from None
+
+
+def build(spec: str | T, base: type[T]) -> tuple[str, T]:
+    """Return (label, instance) for a spec string or an already-built object."""
+    what = "backend" if base is MemoryBackend else "reader"
+    if not isinstance(spec, str):
+        if isinstance(spec, type):
+            spec = spec()
+        if not isinstance(spec, base):
+            raise MemevalError(f"{spec!r} is not a {base.__name__}: subclass "
+                               f"memeval.{base.__name__} and implement its abstract methods")
+        label = getattr(spec, "name", None) or type(spec).__name__
+        return str(label), spec
+    label, target, options = split_spec(spec)
+    cls = _import(target, spec)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise MemevalError(f"'{spec}' is not a {what}: {target} must subclass "
+                           f"memeval.{base.__name__}")
+    params = inspect.signature(cls).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    unknown = [k for k in options if k not in params and not takes_any]
+    if unknown:
+        allowed = [p for p in params if p not in {"self", "args", "kwargs"}]
+        raise MemevalError(f"{what} '{label}' has no option '{unknown[0]}' "
+                           f"(options: {', '.join(allowed) or 'none'})")
+    try:
+        instance = cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise MemevalError(f"{what} '{spec}': {exc}") from None
+    shown = ",".join(f"{k}={'***' if _secret(k) else v}" for k, v in options.items())
+    return (f"{label}:{shown}" if shown else label), instance
+
+
+def _secret(key: str) -> bool:
+    return any(word in key.lower() for word in SECRET_WORDS)
+
+
+def build_backend(spec: str | MemoryBackend) -> tuple[str, MemoryBackend]:
+    return build(spec, MemoryBackend)  # type: ignore[arg-type]
+
+
+def build_reader(spec: str | Reader) -> tuple[str, Reader]:
+    return build(spec, Reader)  # type: ignore[arg-type]

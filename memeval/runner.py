@@ -1,0 +1,462 @@
+"""Replay scenarios into backends, ask every probe, and measure everything once, here.
+
+A cell is (scenario × backend × reader). Within a cell the timeline is
+replayed in order: turns are observed (timed), sessions ended, and at each
+probe the backend recalls (timed, tokens counted, footprint sampled). The
+cell's probes are then answered in batches through the call cache, and one
+record per probe is appended to records.jsonl, flushed and synced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from memeval.cache import CallCache, call_key
+from memeval.errors import MemevalError
+from memeval.protocols import Answer, CellContext, MemoryBackend, Query, Reader
+from memeval.registry import build_backend, build_reader
+from memeval.results import (
+    MANIFEST,
+    SCORES,
+    EvidenceTurn,
+    ExpectedFact,
+    Manifest,
+    ProbeRecord,
+    RecordWriter,
+    RunResult,
+    ScenarioEntry,
+    read_manifest,
+    read_records,
+    rewrite_records,
+    write_json_atomic,
+)
+from memeval.scenario.schema import Probe, Scenario
+from memeval.scenario.timeline import TimelineSession, build_timeline
+from memeval.scenario.validate import load_scenario, scenario_files
+from memeval.scoring.scores import compute_scores
+
+DEFAULT_BACKENDS = ("full_context", "no_memory", "oracle")
+DEFAULT_READER = "embedded"
+#: Reader tokens kept free for the instructions, the question and the answer.
+PROMPT_RESERVE = 512
+_VERSIONED = ("memeval", "pydantic", "pyyaml", "torch", "transformers", "chromadb",
+              "sentence-transformers", "openai", "langchain-core", "mem0ai")
+
+ProgressHook = Callable[[str, int], None]
+
+
+@dataclass
+class LoadedScenario:
+    scenario: Scenario
+    path: str | None
+    sha256: str
+    timeline: list = field(default_factory=list)
+
+    @property
+    def probes(self) -> list[Probe]:
+        return [e for e in self.timeline if isinstance(e, Probe)]
+
+
+def _sha256(scenario: Scenario) -> str:
+    return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
+
+
+def load_scenarios(scenarios: Iterable[str | Path | Scenario]) -> list[LoadedScenario]:
+    """Accept paths (files or folders) and Scenario objects; ids must be unique."""
+    loaded: list[LoadedScenario] = []
+    for item in scenarios:
+        if isinstance(item, Scenario):
+            loaded.append(LoadedScenario(item, None, _sha256(item)))
+            continue
+        for file in scenario_files([item]):
+            s = load_scenario(file)
+            loaded.append(LoadedScenario(s, str(file), _sha256(s)))
+    if not loaded:
+        raise MemevalError("no scenarios given (pass .yaml files or folders that hold them)")
+    seen: dict[str, str | None] = {}
+    for ls in loaded:
+        if ls.scenario.id in seen:
+            raise MemevalError(f"scenario id '{ls.scenario.id}' is used twice "
+                               f"({seen[ls.scenario.id]} and {ls.path}); ids must be unique")
+        seen[ls.scenario.id] = ls.path
+    for ls in loaded:
+        ls.timeline = build_timeline(ls.scenario)
+    return loaded
+
+
+class _TokenCounter:
+    """The reader's tokenizer, memoized: the same turns are counted once per run."""
+
+    def __init__(self, reader: Reader):
+        self._count = reader.count_tokens
+        self._memo: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        n = self._memo.get(text)
+        if n is None:
+            n = self._memo[text] = self._count(text)
+        return n
+
+
+def _peak_rss() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+class ReaderService:
+    """Wraps a reader with the call cache; errors are recorded, never cached."""
+
+    def __init__(self, reader: Reader, cache: CallCache | None):
+        self.reader, self.cache = reader, cache
+        self.identity = reader.identity()
+
+    def answer_many(self, requests: Sequence[tuple[str, str]]
+                    ) -> list[tuple[Answer | None, bool, float | None, str | None]]:
+        """(answer, cached, seconds, error) per request, in order."""
+        results: list[Any] = [None] * len(requests)
+        misses: list[int] = []
+        for i, (q, c) in enumerate(requests):
+            hit = self.cache.get(call_key(self.identity, q, c)) if self.cache else None
+            if hit is not None:
+                results[i] = (hit, True, 0.0, None)
+            else:
+                misses.append(i)
+        if misses:
+            start = time.perf_counter()
+            try:
+                answers = self.reader.answer_many([requests[i] for i in misses])
+                if len(answers) != len(misses):
+                    raise RuntimeError(f"answer_many returned {len(answers)} answers "
+                                       f"for {len(misses)} questions")
+            except Exception as exc:  # one failed batch: ask one at a time to isolate it
+                if len(misses) == 1:
+                    results[misses[0]] = (None, False, None, _error(exc))
+                    return results
+                for i in misses:
+                    results[i] = self.answer_many([requests[i]])[0]
+                return results
+            each = (time.perf_counter() - start) / len(misses)
+            for i, answer in zip(misses, answers, strict=True):
+                if self.cache:
+                    self.cache.put(call_key(self.identity, *requests[i]), answer)
+                results[i] = (answer, False, round(each, 6), None)
+        return results
+
+
+@dataclass
+class _Pending:
+    record: ProbeRecord
+    context: str
+
+
+class _Cell:
+    """One scenario replayed into one backend; yields records without answers."""
+
+    def __init__(self, ls: LoadedScenario, label: str, backend: MemoryBackend, reader_label: str,
+                 count: _TokenCounter, context_tokens: int, workdir: Path, seed: int):
+        self.ls, self.label, self.backend = ls, label, backend
+        self.reader_label, self.count = reader_label, count
+        self.context = CellContext(
+            count_tokens=count, context_tokens=context_tokens, workdir=workdir, seed=seed,
+            ground_truth=ls.scenario if backend.needs_ground_truth else None)
+
+    def replay(self, wanted: set[str]) -> Iterable[_Pending]:
+        s = self.ls.scenario
+        backend = self.backend
+        broken: str | None = None
+        stage = "bind"
+        observe_s: list[float] = []
+        sessions_seen = tokens_seen = 0
+        fact_at: dict[str, tuple[int, int]] = {}
+        turn_at: dict[str, tuple[int, int, str]] = {}
+        try:
+            self.context.workdir.mkdir(parents=True, exist_ok=True)
+            backend.bind(self.context)
+            stage = "reset"
+            for user in s.users:
+                backend.reset(user)
+        except Exception as exc:
+            broken = f"{stage}: {_error(exc)}"
+        remaining = set(wanted)
+        for event in self.ls.timeline:
+            if not remaining:
+                return  # nothing left to ask in this cell: skip the rest of the replay
+            if isinstance(event, TimelineSession):
+                if broken is None:
+                    broken = self._observe(event, observe_s)
+                for turn in event.turns:
+                    tokens_seen += self.count(turn.text)
+                    turn_at[turn.id] = (sessions_seen, tokens_seen, turn.text)
+                    for fid in event.plants.get(turn.id, ()):
+                        fact_at[fid] = (sessions_seen, tokens_seen)
+                sessions_seen += 1
+                continue
+            probe = event
+            if probe.id not in remaining:
+                observe_s = []
+                continue
+            remaining.discard(probe.id)
+            record = self._record(probe, fact_at, turn_at, sessions_seen, tokens_seen)
+            record.observe_s, observe_s = observe_s, []
+            if broken is not None:
+                record.error, record.error_stage = broken, broken.split(":")[0]
+                yield _Pending(record, "")
+                continue
+            try:
+                start = time.perf_counter()
+                recall = backend.recall(Query(text=probe.question, user=record.user,
+                                              time=probe.time, probe_id=probe.id))
+                record.recall_s = round(time.perf_counter() - start, 6)
+                record.recall_text, record.recall_items = recall.text, list(recall.items)
+                record.recall_tokens = self.count(recall.text)
+                record.footprint = backend.footprint()
+                record.backend_usage = backend.model_usage()
+            except Exception as exc:
+                record.error, record.error_stage = _error(exc), "recall"
+            record.peak_rss_bytes = _peak_rss()
+            yield _Pending(record, record.recall_text)
+
+    def _observe(self, session: TimelineSession, observe_s: list[float]) -> str | None:
+        try:
+            for turn in session.turns:
+                start = time.perf_counter()
+                self.backend.observe(turn)
+                observe_s.append(round(time.perf_counter() - start, 6))
+            self.backend.end_session(session.info)
+        except Exception as exc:
+            return f"observe: {_error(exc)}"
+        return None
+
+    def _record(self, probe: Probe, fact_at: dict[str, tuple[int, int]],
+                turn_at: dict[str, tuple[int, int, str]], sessions: int, tokens: int
+                ) -> ProbeRecord:
+        s = self.ls.scenario
+        expected = [
+            ExpectedFact(id=fid, answers=list(s.fact(fid).answers),
+                         sessions_ago=sessions - fact_at[fid][0] - 1,
+                         tokens_ago=tokens - fact_at[fid][1])
+            for fid in probe.expects
+        ]
+        evidence = [
+            EvidenceTurn(id=tid, text=turn_at[tid][2], sessions_ago=sessions - turn_at[tid][0] - 1,
+                         tokens_ago=tokens - turn_at[tid][1])
+            for tid in probe.evidence
+        ]
+        return ProbeRecord(
+            scenario=s.id, scenario_sha256=self.ls.sha256, backend=self.label,
+            reader=self.reader_label, probe=probe.id, kind=probe.kind.value,
+            user=probe.user or s.users[0], question=probe.question,
+            accepted=s.accepted_answers(probe), expected=expected, evidence=evidence,
+            rejected=[a for fid in probe.rejects for a in s.fact(fid).answers],
+            forbidden=[a for fid in probe.forbids for a in s.fact(fid).answers],
+        )
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        with contextlib.suppress(PackageNotFoundError):
+            found[name] = version(name)
+    return found
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _default_out() -> Path:
+    return Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+@dataclass
+class RunPlan:
+    """Everything resolved before the first probe: scenarios, adapters, where to write."""
+
+    scenarios: list[LoadedScenario]
+    backends: list[tuple[str, Callable[[], MemoryBackend]]]
+    reader_label: str
+    reader: Reader
+    out: Path
+    seed: int
+    limit: int | None
+
+    def probe_ids(self, ls: LoadedScenario) -> list[str]:
+        ids = [p.id for p in ls.probes]
+        return ids[: self.limit] if self.limit is not None else ids
+
+    @property
+    def total(self) -> int:
+        return sum(len(self.probe_ids(ls)) for ls in self.scenarios) * len(self.backends)
+
+
+def plan_run(scenarios: Iterable[str | Path | Scenario], backends: Sequence[Any],
+             reader: Any, out: str | Path | None, seed: int, limit: int | None) -> RunPlan:
+    loaded = load_scenarios(scenarios)
+    if not backends:
+        raise MemevalError("no backends given (e.g. --backend full_context)")
+    if limit is not None and limit < 1:
+        raise MemevalError(f"--limit must be at least 1, not {limit}")
+    built: list[tuple[str, Callable[[], MemoryBackend]]] = []
+    for spec in backends:
+        label, backend = build_backend(spec)  # fails early on a bad name or option
+        built.append((label, _factory(spec, backend)))
+    labels = [label for label, _ in built]
+    dup = next((x for x in labels if labels.count(x) > 1), None)
+    if dup:
+        raise MemevalError(f"backend '{dup}' is given twice; give each backend once")
+    reader_label, reader_obj = build_reader(reader)
+    return RunPlan(loaded, built, reader_label, reader_obj, Path(out) if out else _default_out(),
+                   seed, limit)
+
+
+def _factory(spec: Any, built: MemoryBackend) -> Callable[[], MemoryBackend]:
+    """A fresh backend per cell from a spec string or class; a given instance is reused
+    (the runner resets every user at the start of each scenario)."""
+    if isinstance(spec, str):
+        return lambda: build_backend(spec)[1]
+    if isinstance(spec, type):
+        return spec
+    return lambda: built
+
+
+def _manifest(plan: RunPlan, command: list[str]) -> Manifest:
+    return Manifest(
+        memeval_version=_versions().get("memeval", "0"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        command=command, seed=plan.seed, limit=plan.limit, reader=plan.reader_label,
+        reader_identity=ReaderService(plan.reader, None).identity,
+        backends=[label for label, _ in plan.backends],
+        scenarios=[ScenarioEntry(id=ls.scenario.id, path=ls.path, sha256=ls.sha256,
+                                 probes=len(plan.probe_ids(ls))) for ls in plan.scenarios],
+        versions=_versions(), git_commit=_git_commit())
+
+
+def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
+            command: list[str] | None = None, progress: ProgressHook | None = None) -> RunResult:
+    """Run every cell of `plan`, writing the run directory; return its result."""
+    out = plan.out
+    manifest = _manifest(plan, command or [])
+    done: set[tuple[str, str, str, str]] = set()
+    if (out / MANIFEST).exists():
+        if not resume:
+            raise MemevalError(f"{out} already holds a run; pass --resume to continue it "
+                               "or choose a new --out")
+        old = read_manifest(out)
+        if old.fingerprint() != manifest.fingerprint():
+            raise MemevalError(f"{out} was made with a different configuration (scenarios, "
+                               "backends, reader, seed or limit); use a new --out")
+        kept = [r for r in read_records(out, repair=True) if r.error is None]
+        unique = list({r.key: r for r in kept}.values())
+        rewrite_records(out, unique)  # failed probes are asked again
+        done = {r.key for r in unique}
+        manifest.created = old.created
+        manifest.resumed = [*old.resumed, datetime.now(UTC).isoformat(timespec="seconds")]
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / MANIFEST, manifest.model_dump())
+
+    count = _TokenCounter(plan.reader)
+    service = ReaderService(plan.reader, CallCache() if cache else None)
+    context_tokens = max(plan.reader.context_tokens - PROMPT_RESERVE, 1)
+    writer = RecordWriter(out)
+    try:
+        for ls in plan.scenarios:
+            ids = plan.probe_ids(ls)
+            for label, make_backend in plan.backends:
+                wanted = {pid for pid in ids
+                          if (ls.scenario.id, label, plan.reader_label, pid) not in done}
+                if progress:
+                    progress(f"{ls.scenario.id} × {label}", len(ids) - len(wanted))
+                if not wanted:
+                    continue
+                backend = make_backend()
+                workdir = out / "work" / f"{ls.scenario.id}--{_slug(label)}"
+                cell = _Cell(ls, label, backend, plan.reader_label, count, context_tokens,
+                             workdir, plan.seed)
+                _answer_and_write(cell.replay(wanted), service, writer, progress)
+                close = getattr(backend, "close", None)
+                if callable(close):
+                    close()
+    finally:
+        writer.close()
+    write_json_atomic(out / SCORES, compute_scores(read_records(out)))
+    return RunResult(out)
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:80]
+
+
+def _answer_and_write(pending: Iterable[_Pending], service: ReaderService, writer: RecordWriter,
+                      progress: ProgressHook | None, batch: int = 16) -> None:
+    """Answer recalled probes in batches (cache first) and write each record."""
+    queue: list[_Pending] = []
+
+    def flush() -> None:
+        asks = [p for p in queue if p.record.error is None]
+        results = service.answer_many([(p.record.question, p.context) for p in asks])
+        for p, (answer, cached, seconds, error) in zip(asks, results, strict=True):
+            r = p.record
+            r.cached, r.answer_s = cached, seconds
+            if answer is not None:
+                r.answer, r.usage = answer.text, answer.usage
+            else:
+                r.error, r.error_stage = error, "answer"
+        for p in queue:
+            writer.write(p.record)
+            if progress:
+                progress("", 1)
+        queue.clear()
+
+    for item in pending:
+        queue.append(item)
+        if len(queue) >= batch:
+            flush()
+    if queue:
+        flush()
+
+
+def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
+        backends: Sequence[str | MemoryBackend | type[MemoryBackend]] = DEFAULT_BACKENDS,
+        reader: str | Reader = DEFAULT_READER, out: str | Path | None = None, seed: int = 0,
+        limit: int | None = None, resume: bool = False, cache: bool = True) -> RunResult:
+    """Evaluate memory backends on scenarios and return the run's result.
+
+    Args:
+        scenarios: Scenario files, folders of them, or loaded `Scenario` objects.
+        backends: Adapter names (with options, e.g. "full_context:max_tokens=2000"),
+            `module:Class` strings, `MemoryBackend` instances or classes.
+        reader: A reader name or a `Reader` instance.
+        out: The run directory; default `runs/<timestamp>`.
+        seed: Seed handed to every backend and reader.
+        limit: Ask at most this many probes per scenario.
+        resume: Continue the run in `out`, asking only probes not yet recorded.
+        cache: Use the persistent call cache.
+
+    Returns:
+        A `RunResult` with `records()` and `scores()` as pandas DataFrames.
+    """
+    if isinstance(scenarios, (str, Path, Scenario)):
+        scenarios = [scenarios]
+    plan = plan_run(scenarios, backends, reader, out, seed, limit)
+    return execute(plan, resume=resume, cache=cache, command=["memeval.run"])

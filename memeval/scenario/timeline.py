@@ -1,0 +1,102 @@
+"""A scenario unrolled into the order the runner replays it: sessions and probes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from memeval.protocols import SessionInfo, Turn
+from memeval.scenario.filler import generate_filler
+from memeval.scenario.schema import FillerSpec, Probe, Scenario, SessionSpec
+
+
+@dataclass(frozen=True)
+class TimelineSession:
+    """A session ready to replay; `plants` maps turn ids to the facts they plant."""
+
+    info: SessionInfo
+    turns: tuple[Turn, ...]
+    plants: dict[str, tuple[str, ...]]
+    filler: bool = False
+
+
+Event = TimelineSession | Probe
+
+
+def turn_id(session_id: str, index: int, explicit: str | None) -> str:
+    """A turn's id: its own `id:`, else `<session id>.t<index>`."""
+    return explicit or f"{session_id}.t{index}"
+
+
+def planting_turns(scenario: Scenario) -> dict[str, list[str]]:
+    """Ids of the turns that plant each fact, in timeline order."""
+    out: dict[str, list[str]] = {}
+    for entry in scenario.sessions:
+        if isinstance(entry, SessionSpec):
+            for j, t in enumerate(entry.turns):
+                for fid in t.plants:
+                    out.setdefault(fid, []).append(turn_id(entry.id, j, t.id))
+    return out
+
+
+def _filler_times(start: datetime | None, end: datetime | None, count: int) -> list[datetime | None]:
+    if start is None and end is None:
+        return [None] * count
+    both = start is not None and end is not None
+    step = (end - start) / (count + 1) if both else timedelta(hours=1)  # type: ignore[operator]
+    if start is None:
+        return [end - step * (count - k) for k in range(count)]  # type: ignore[operator]
+    return [start + step * (k + 1) for k in range(count)]
+
+
+def build_timeline(scenario: Scenario) -> list[Event]:
+    """Unroll sessions (filler generated) and place each probe after its session."""
+    answers = [a for fact in scenario.facts for a in fact.answers]
+    default_user = scenario.users[0]
+    entries = scenario.sessions
+    explicit_times = [e.time if isinstance(e, SessionSpec) else None for e in entries]
+    probes_after: dict[int, list[Probe]] = {}
+    index_of = {e.id: i for i, e in enumerate(entries) if isinstance(e, SessionSpec)}
+    for probe in scenario.probes:
+        at = index_of[probe.after] if probe.after is not None else len(entries) - 1
+        probes_after.setdefault(at, []).append(probe)
+
+    events: list[Event] = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, SessionSpec):
+            user = entry.user or default_user
+            turns = tuple(
+                Turn(id=turn_id(entry.id, j, t.id), session_id=entry.id, user=user,
+                     role=t.role, text=t.text, time=entry.time)
+                for j, t in enumerate(entry.turns)
+            )
+            plants = {turn.id: tuple(t.plants) for turn, t in zip(turns, entry.turns, strict=True)
+                      if t.plants}
+            events.append(TimelineSession(
+                SessionInfo(id=entry.id, user=user, time=entry.time, turn_count=len(turns)),
+                turns, plants))
+        else:
+            events.extend(_filler_sessions(i, entry, explicit_times, answers,
+                                           entry.filler.user or default_user))
+        events.extend(probes_after.get(i, []))
+    return events
+
+
+def _filler_sessions(index: int, entry: FillerSpec, times: list[datetime | None],
+                     answers: list[str], user: str) -> list[TimelineSession]:
+    params = entry.filler
+    before = next((t for t in reversed(times[:index]) if t is not None), None)
+    after = next((t for t in times[index + 1:] if t is not None), None)
+    stamps = _filler_times(before, after, params.sessions)
+    out = []
+    for k, (turn_texts, stamp) in enumerate(
+            zip(generate_filler(params.sessions, params.tokens, params.seed, answers), stamps,
+                strict=True)):
+        sid = f"filler{index}.{k}"
+        turns = tuple(
+            Turn(id=f"{sid}.t{j}", session_id=sid, user=user, role=role, text=text, time=stamp)
+            for j, (role, text) in enumerate(turn_texts)
+        )
+        info = SessionInfo(id=sid, user=user, time=stamp, turn_count=len(turns))
+        out.append(TimelineSession(info, turns, {}, filler=True))
+    return out

@@ -1,0 +1,52 @@
+"""Deterministic answer matching: case- and space-insensitive, on word boundaries."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+
+_SPACE = re.compile(r"\s+")
+
+_UNKNOWN = re.compile(
+    r"\b(i\s+(do\s*n[o']?t|don't|dont|cannot|can't|can\s*not)\s+(know|say|tell|recall|remember|find|see)"
+    r"|not\s+(known|sure|mentioned|stated|provided|specified|given|in\s+the\s+notes)"
+    r"|unknown|no\s+(information|idea|record|mention|notes?)"
+    r"|never\s+(mentioned|said|told)|(isn't|is\s+not|wasn't|was\s+not)\s+(mentioned|stated|known)"
+    r"|(don't|do\s+not)\s+have\s+(that|this|any|enough)\s+information|n/a)\b",
+    re.IGNORECASE,
+)
+
+
+def normalize(text: str) -> str:
+    """Fold case, unicode forms and runs of white space."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return _SPACE.sub(" ", text).strip()
+
+
+@lru_cache(maxsize=4096)
+def _pattern(needle: str) -> re.Pattern[str]:
+    # Word boundaries only where the needle itself starts/ends with a word
+    # character, so "X4417-22" and "$5" still match inside punctuation.
+    body = r"\s+".join(re.escape(part) for part in needle.split(" "))
+    head = r"(?<!\w)" if needle[:1].isalnum() else ""
+    tail = r"(?!\w)" if needle[-1:].isalnum() else ""
+    return re.compile(head + body + tail)
+
+
+def contains(text: str, needle: str) -> bool:
+    """Whether `needle` occurs in `text`, ignoring case and spacing, as whole words."""
+    needle = normalize(needle)
+    return bool(needle) and _pattern(needle).search(normalize(text)) is not None
+
+
+def contains_any(text: str, needles: Iterable[str]) -> bool:
+    """Whether any of `needles` occurs in `text`."""
+    haystack = normalize(text)
+    return any(_pattern(n).search(haystack) for n in map(normalize, needles) if n)
+
+
+def says_unknown(text: str) -> bool:
+    """Whether an answer says the information is not known."""
+    return _UNKNOWN.search(text) is not None or not text.strip()

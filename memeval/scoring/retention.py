@@ -1,0 +1,41 @@
+"""Per-probe verdicts (DESIGN §6): evidence retention, answer correctness, violations."""
+
+from __future__ import annotations
+
+from memeval.results import ProbeRecord
+from memeval.scenario.schema import LEAKAGE_KINDS, ProbeKind
+from memeval.scoring.match import contains_any, normalize, says_unknown
+
+
+def evidence_share(record: ProbeRecord) -> float | None:
+    """Share of expected facts (or evidence turns) the recalled text holds; None if none named."""
+    if record.expected:
+        found = sum(contains_any(record.recall_text, f.answers) for f in record.expected)
+        return found / len(record.expected)
+    if record.evidence:
+        recalled = normalize(record.recall_text)
+        found = sum(normalize(t.text) in recalled for t in record.evidence)
+        return found / len(record.evidence)
+    return None
+
+
+def answer_correct(record: ProbeRecord) -> bool | None:
+    """Whether the answer is right; None for leakage kinds and probes with nothing to match."""
+    if record.kind in LEAKAGE_KINDS or record.answer is None:
+        return None
+    if record.kind == ProbeKind.abstention:
+        return says_unknown(record.answer)
+    if not record.accepted:
+        return None
+    if contains_any(record.answer, record.rejected):
+        return False
+    return all(contains_any(record.answer, group) for group in record.accepted)
+
+
+def violates(record: ProbeRecord) -> bool | None:
+    """Whether a leakage or isolation probe surfaced a forbidden value; None for other kinds."""
+    if record.kind not in LEAKAGE_KINDS:
+        return None
+    if record.answer is not None and contains_any(record.answer, record.forbidden):
+        return True
+    return record.kind == ProbeKind.isolation and contains_any(record.recall_text, record.forbidden)
