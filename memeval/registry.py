@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import re
 from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ BUILTIN = {
     "embedded": "memeval.adapters.readers.embedded:EmbeddedReader",
     "extractive": "memeval.adapters.readers.extractive:ExtractiveReader",
 }
-SECRET_WORDS = ("key", "token", "secret", "password", "auth")
+_SECRET = re.compile(r"(^|_)(api_?key|key|secret|password|passwd|token|auth|credentials?)$", re.I)
 
 
 @lru_cache(maxsize=1)
@@ -126,7 +127,7 @@ def build(spec: str | T, base: type[T]) -> tuple[str, T]:
 
 
 def _secret(key: str) -> bool:
-    return any(word in key.lower() for word in SECRET_WORDS)
+    return _SECRET.search(key) is not None
 
 
 def build_backend(spec: str | MemoryBackend) -> tuple[str, MemoryBackend]:

@@ -67,10 +67,19 @@ def _data_path(loc: Iterable[str | int], data: Any) -> Path_:
 
 
 def _schema_problems(exc: ValidationError, data: Any, pos: Positions, file: str) -> list[Problem]:
+    errors = [(err, _data_path(err["loc"], data)) for err in exc.errors()]
+    # A misspelt key reads as "unknown key" plus "missing key": report only the typo.
+    typo_for: set[tuple[Path_, str | int]] = set()
+    for err, path in errors:
+        model = _model_at(path[:-1], data) if err["type"] == "extra_forbidden" else None
+        if model:
+            typo_for.update((path[:-1], close) for close in
+                            difflib.get_close_matches(str(path[-1]), list(model.model_fields), n=1))
     problems = []
-    for err in exc.errors():
-        path = _data_path(err["loc"], data)
+    for err, path in errors:
         kind = err["type"]
+        if kind == "missing" and (path[:-1], path[-1]) in typo_for:
+            continue
         where = ".".join(str(p) for p in path) or "top level"
         if kind == "extra_forbidden":
             key = str(path[-1])

@@ -43,6 +43,9 @@ class YamlError(Exception):
         super().__init__(message)
 
 
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+
+
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
@@ -67,6 +70,9 @@ def load_with_positions(text: str) -> tuple[dict[str, Any], Positions]:
 
     def build(node: yaml.Node, path: Path_) -> Any:
         positions.values[path] = _mark(node)
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
+            raise YamlError(*_mark(node), f"unsupported YAML tag {node.tag}",
+                            "use plain strings, numbers, lists and mappings")
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -87,7 +93,7 @@ def load_with_positions(text: str) -> tuple[dict[str, Any], Positions]:
         try:
             return constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
-            raise YamlError(*_mark(node), f"unsupported YAML tag: {exc.problem}",
+            raise YamlError(*_mark(node), f"unsupported YAML tag {node.tag}",
                             "use plain strings, numbers, lists and mappings") from None
 
     return build(root, ()), positions

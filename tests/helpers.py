@@ -1,0 +1,51 @@
+"""Test doubles for unit-testing the runner (never the only test of an adapter)."""
+
+from __future__ import annotations
+
+import time
+
+from memeval.protocols import Answer, Footprint, MemoryBackend, Query, Reader, Recall, Turn, Usage
+
+
+class EchoReader(Reader):
+    """Answers with the last line of the context; `delay` seconds per answer."""
+
+    context_tokens = 100_000
+
+    def __init__(self, delay: float = 0.0, fail_on: str = ""):
+        self.delay, self.fail_on, self.calls = delay, fail_on, 0
+
+    def answer(self, question: str, context: str) -> Answer:
+        self.calls += 1
+        time.sleep(self.delay)
+        if self.fail_on and self.fail_on in question:
+            raise ConnectionError("server went away")
+        text = context.strip().splitlines()[-1] if context.strip() else "I don't know."
+        return Answer(text=text, usage=Usage(input_tokens=len(context.split()), output_tokens=1))
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def identity(self) -> dict[str, object]:
+        return {"reader": "echo"}
+
+
+class FlakyBackend(MemoryBackend):
+    """Keeps every turn of every user in one list; recall fails for questions containing 'cat'."""
+
+    def __init__(self) -> None:
+        self.turns: list[Turn] = []
+
+    def reset(self, scope: str) -> None:
+        self.turns = [t for t in self.turns if t.user != scope]
+
+    def observe(self, turn: Turn) -> None:
+        self.turns.append(turn)
+
+    def recall(self, query: Query) -> Recall:
+        if "cat" in query.text:
+            raise RuntimeError("index corrupted")
+        return Recall(text="\n".join(t.text for t in self.turns))
+
+    def footprint(self) -> Footprint:
+        return Footprint(items=len(self.turns), bytes=sum(len(t.text) for t in self.turns))
