@@ -18,14 +18,22 @@ from typing import Any
 from memeval.protocols import Answer
 
 
-def default_cache_dir() -> Path:
-    """`$MEMEVAL_CACHE_DIR`, else the user's cache folder."""
-    env = os.environ.get("MEMEVAL_CACHE_DIR")
-    if env:
-        return Path(env)
+def _user_cache() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("memeval"))
+
+
+def default_cache_dir() -> Path:
+    """Where the call cache lives: `$MEMEVAL_CACHE_DIR`, else the user's cache folder."""
+    env = os.environ.get("MEMEVAL_CACHE_DIR")
+    return Path(env) if env else _user_cache()
+
+
+def model_cache_dir() -> Path:
+    """Where converted local models live: `$MEMEVAL_MODEL_DIR`, else the user's cache folder."""
+    env = os.environ.get("MEMEVAL_MODEL_DIR")
+    return Path(env) if env else _user_cache() / "models"
 
 
 def call_key(identity: dict[str, Any], question: str, context: str) -> str:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from memeval.protocols import Turn
 
 
-def render_turn(turn: Turn) -> str:
-    """One line of recalled conversation: date, speaker and text."""
-    stamp = f"[{turn.time:%Y-%m-%d %H:%M}] " if turn.time else ""
-    return f"{stamp}{turn.role}: {turn.text}"
+def render_turns(turns: Iterable[Turn]) -> str:
+    """Recalled conversation as text: a dated header per session, then one line per turn."""
+    lines: list[str] = []
+    session = None
+    for turn in turns:
+        if turn.session_id != session:
+            session = turn.session_id
+            lines.append(f"[{turn.time:%Y-%m-%d %H:%M}]" if turn.time else "[session]")
+        lines.append(f"{turn.role}: {turn.text}")
+    return "\n".join(lines)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from memeval.adapters.backends import render_turn
-
+from memeval.adapters.backends import render_turns
 from memeval.protocols import CellContext, Footprint, MemoryBackend, Query, Recall, RecallItem, Turn
 
 
@@ -19,7 +18,7 @@ class FullContext(MemoryBackend):
 
     def __init__(self, max_tokens: int | None = None):
         self.max_tokens = max_tokens
-        self._lines: dict[str, list[tuple[Turn, str, int]]] = defaultdict(list)
+        self._turns: dict[str, list[tuple[Turn, int]]] = defaultdict(list)
         self._count = len
 
     def bind(self, context: CellContext) -> None:
@@ -28,25 +27,26 @@ class FullContext(MemoryBackend):
             self.max_tokens = context.context_tokens
 
     def reset(self, scope: str) -> None:
-        self._lines.pop(scope, None)
+        self._turns.pop(scope, None)
 
     def observe(self, turn: Turn) -> None:
-        line = render_turn(turn)
-        self._lines[turn.user].append((turn, line, self._count(line) + 1))
+        # a turn's share of the budget: its line plus, at worst, its session's date header
+        cost = self._count(f"{turn.role}: {turn.text}") + self._count("[2025-01-01 00:00]") + 2
+        self._turns[turn.user].append((turn, cost))
 
     def recall(self, query: Query) -> Recall:
         budget = self.max_tokens if self.max_tokens is not None else float("inf")
-        kept: list[tuple[Turn, str]] = []
+        kept: list[Turn] = []
         used = 0
-        for turn, line, tokens in reversed(self._lines.get(query.user, [])):
-            if used + tokens > budget:
+        for turn, cost in reversed(self._turns.get(query.user, [])):
+            if used + cost > budget:
                 break
-            kept.append((turn, line))
-            used += tokens
+            kept.append(turn)
+            used += cost
         kept.reverse()
-        return Recall(text="\n".join(line for _, line in kept),
-                      items=tuple(RecallItem(text=t.text, turn_id=t.id) for t, _ in kept))
+        return Recall(text=render_turns(kept),
+                      items=tuple(RecallItem(text=t.text, turn_id=t.id) for t in kept))
 
     def footprint(self) -> Footprint:
-        lines = [line for user_lines in self._lines.values() for _, line, _ in user_lines]
-        return Footprint(items=len(lines), bytes=sum(len(line.encode()) for line in lines))
+        turns = [t for user_turns in self._turns.values() for t, _ in user_turns]
+        return Footprint(items=len(turns), bytes=sum(len(t.text.encode()) for t in turns))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from memeval.adapters.backends import render_turn
-
+from memeval.adapters.backends import render_turns
 from memeval.protocols import CellContext, Footprint, MemoryBackend, Query, Recall, RecallItem, Turn
 from memeval.scenario.timeline import planting_turns
 
@@ -37,7 +36,7 @@ class Oracle(MemoryBackend):
     def recall(self, query: Query) -> Recall:
         wanted = dict.fromkeys(self._needed.get(query.probe_id, []))
         turns = [self._turns[tid] for tid in wanted if tid in self._turns]
-        return Recall(text="\n".join(render_turn(t) for t in turns),
+        return Recall(text=render_turns(turns),
                       items=tuple(RecallItem(text=t.text, turn_id=t.id) for t in turns))
 
     def footprint(self) -> Footprint:

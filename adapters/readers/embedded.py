@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from memeval.adapters.readers import build_prompt, first_line
-
-from memeval.cache import default_cache_dir
+from memeval.adapters.readers import PROMPT_ID, build_prompt, first_line
+from memeval.cache import model_cache_dir
 from memeval.protocols import Answer, Reader, Usage
 
 MODEL = "gemma-3-270m-q4_k_m"
-PROMPT_VERSION = 1
+
+
+def _quiet_transformers() -> None:
+    # transformers draws tqdm bars while loading; they tear the runner's progress display.
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
 
 
 def _gguf() -> tuple[Path, str]:
@@ -33,12 +40,15 @@ def _gguf() -> tuple[Path, str]:
 def model_folder() -> Path:
     """A transformers folder of the packaged Gemma, converted from the GGUF on first use."""
     gguf_path, sha = _gguf()
-    folder = default_cache_dir() / "models" / f"{MODEL}-{sha[:12]}"
+    folder = model_cache_dir() / f"{MODEL}-{sha[:12]}"
     if (folder / "config.json").exists():
         return folder
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    _quiet_transformers()
+    print(f"memeval: converting the packaged {MODEL} GGUF into {folder} "
+          "(once; about a minute on 2 cores)", file=sys.stderr)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
@@ -97,6 +107,7 @@ class EmbeddedReader(Reader):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        _quiet_transformers()
         folder = model_folder()
         device = self._resolved_device()
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
@@ -154,7 +165,7 @@ class EmbeddedReader(Reader):
         device = self._resolved_device()
         return {
             "reader": "embedded", "model": MODEL, "gguf_sha256": _gguf()[1],
-            "prompt": PROMPT_VERSION, "max_new_tokens": self.max_new_tokens,
+            "prompt": PROMPT_ID, "max_new_tokens": self.max_new_tokens,
             "context_tokens": self.context_tokens, "decoding": "greedy",
             "dtype": "bfloat16" if device.startswith("cuda") else "float32",
             "device": device.split(":")[0],

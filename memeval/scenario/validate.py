@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Iterable
 from pathlib import Path
@@ -66,15 +67,38 @@ def _data_path(loc: Iterable[str | int], data: Any) -> Path_:
     return tuple(path)
 
 
+def _typos(errors: list[tuple[Any, Path_]], data: Any) -> dict[Path_, str]:
+    """Unknown keys that look like a misspelt allowed key: path -> the key meant."""
+    typos: dict[Path_, str] = {}
+    for err, path in errors:
+        model = _model_at(path[:-1], data) if err["type"] == "extra_forbidden" else None
+        close = difflib.get_close_matches(str(path[-1]), list(model.model_fields), n=1) if model else []
+        if close:
+            typos[path] = close[0]
+    return typos
+
+
+def _without_unknown_keys(data: Any, errors: list[tuple[Any, Path_]]) -> Any:
+    """A copy of the data with misspelt keys renamed and other unknown keys dropped,
+    so that the cross-reference rules can still be checked."""
+    fixed = copy.deepcopy(data)
+    typos = _typos(errors, data)
+    for err, path in errors:
+        if err["type"] != "extra_forbidden":
+            continue
+        parent = fixed
+        for part in path[:-1]:
+            parent = parent[part]
+        value = parent.pop(path[-1])
+        if path in typos and typos[path] not in parent:
+            parent[typos[path]] = value
+    return fixed
+
+
 def _schema_problems(exc: ValidationError, data: Any, pos: Positions, file: str) -> list[Problem]:
     errors = [(err, _data_path(err["loc"], data)) for err in exc.errors()]
     # A misspelt key reads as "unknown key" plus "missing key": report only the typo.
-    typo_for: set[tuple[Path_, str | int]] = set()
-    for err, path in errors:
-        model = _model_at(path[:-1], data) if err["type"] == "extra_forbidden" else None
-        if model:
-            typo_for.update((path[:-1], close) for close in
-                            difflib.get_close_matches(str(path[-1]), list(model.model_fields), n=1))
+    typo_for = {(path[:-1], key) for path, key in _typos(errors, data).items()}
     problems = []
     for err, path in errors:
         kind = err["type"]
@@ -275,7 +299,13 @@ def parse_scenario(text: str, file: str = "<string>") -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_schema_problems(exc, data, pos, file)) from None
+        problems = _schema_problems(exc, data, pos, file)
+        errors = [(err, _data_path(err["loc"], data)) for err in exc.errors()]
+        try:  # report the cross-reference mistakes too, not one round at a time
+            repaired = Scenario.model_validate(_without_unknown_keys(data, errors))
+        except ValidationError:
+            raise ScenarioError(problems) from None
+        raise ScenarioError(problems + _Checker(repaired, pos, file).run()) from None
     problems = _Checker(scenario, pos, file).run()
     if problems:
         raise ScenarioError(problems)

@@ -92,7 +92,7 @@ def load_with_positions(text: str) -> tuple[dict[str, Any], Positions]:
             return [build(item, (*path, i)) for i, item in enumerate(node.value)]
         try:
             return constructor.construct_object(node, deep=True)
-        except yaml.constructor.ConstructorError as exc:
+        except yaml.constructor.ConstructorError:
             raise YamlError(*_mark(node), f"unsupported YAML tag {node.tag}",
                             "use plain strings, numbers, lists and mappings") from None
 

@@ -1,0 +1,54 @@
+"""The packaged Gemma 3 270M reader, for real (no test double)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import memeval
+from memeval.adapters.readers.embedded import EmbeddedReader
+from memeval.results import read_records
+
+from ..conftest import SCENARIOS
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def reader() -> EmbeddedReader:
+    return EmbeddedReader()
+
+
+def test_answers_from_the_notes_in_one_line(reader: EmbeddedReader) -> None:
+    context = "[2025-03-01 09:00] user: I adopted a beagle and named him Zorblat!"
+    answers = reader.answer_many([("What is my dog's name?", context),
+                                  ("What is my passport number?", "")])
+    assert all("\n" not in a.text and a.text for a in answers)
+    assert all(a.usage.input_tokens > 100 and 0 < a.usage.output_tokens <= 24 for a in answers)
+    # the reader's own tokenizer, not a whitespace split
+    assert reader.count_tokens("Zorblat") > 1
+    assert reader.identity()["model"] == "gemma-3-270m-q4_k_m"
+
+
+def test_batched_answers_equal_one_at_a_time(reader: EmbeddedReader) -> None:
+    requests = [("Where do I live?", "user: I live in Lisbon."),
+                ("What did I cook?", "user: Last night I cooked a lentil curry with lots of garlic.")]
+    assert [a.text for a in reader.answer_many(requests)] == \
+        [reader.answer(q, c).text for q, c in requests]
+
+
+def test_run_with_the_default_reader_then_from_cache(tmp_path: Path) -> None:
+    first = memeval.run(SCENARIOS / "work-trip.yaml", backends=["oracle", "no_memory"],
+                        out=tmp_path / "a", limit=3)
+    cells = {c["backend"]: c for c in first.scores_json["cells"]}
+    assert cells["oracle"]["evidence_retention"]["value"] == 1.0
+    assert cells["no_memory"]["evidence_retention"]["value"] == 0.0
+    records = read_records(first.run_dir)
+    assert len(records) == 6 and all(r.error is None and r.answer is not None for r in records)
+    assert all(r.usage.input_tokens > 0 for r in records)
+    second = memeval.run(SCENARIOS / "work-trip.yaml", backends=["oracle", "no_memory"],
+                         out=tmp_path / "b", limit=3)
+    again = read_records(second.run_dir)
+    assert all(r.cached for r in again)
+    assert [r.answer for r in again] == [r.answer for r in records]

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from memeval.cli import app
+
+from .conftest import SCENARIOS
+
+runner = CliRunner()
+
+
+def test_validate_accepts_every_bundled_scenario() -> None:
+    result = runner.invoke(app, ["validate", str(SCENARIOS)])
+    assert result.exit_code == 0, result.output
+    assert "3 scenario file(s) OK" in result.output
+
+
+def test_validate_prints_one_line_per_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = (SCENARIOS / "garden-club.yaml").read_text()
+    bad.write_text(text.replace("title:", "titel:").replace("expects: [tomato]", "expects: [tomatoe]"))
+    result = subprocess.run([sys.executable, "-m", "memeval.cli", "validate", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert lines == [
+        f"{bad}:3:1: unknown key 'titel' (did you mean 'title'?)",
+        f"{bad}:{_line(bad, 'tomatoe')}:15: unknown fact 'tomatoe' (did you mean 'tomato'?)",
+    ]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def _line(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+def test_run_on_a_bad_scenario_is_one_line_per_problem_and_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((SCENARIOS / "work-trip.yaml").read_text().replace("users", "usres", 1)
+                   .replace("question: Which seat", "questoin: Which seat"))
+    result = subprocess.run([sys.executable, "-m", "memeval.cli", "run", str(bad), "--reader",
+                             "extractive", "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"{bad}:{_line(bad, 'questoin')}:5: unknown key 'questoin' (did you mean 'question'?)" \
+        in result.stderr.replace("error: ", "")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_backend_is_one_clear_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", str(SCENARIOS), "-b", "ful_context", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "unknown adapter 'ful_context' (did you mean 'full_context'?" in result.output
+    result = runner.invoke(app, ["run", str(SCENARIOS), "-b", "full_context:maxtokens=5",
+                                 "--out", str(tmp_path)])
+    assert "has no option 'maxtokens' (options: max_tokens)" in result.output
+
+
+def test_run_prints_the_table_and_score_reproduces_it(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(SCENARIOS), "--reader", "extractive", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("full_context", "no_memory", "oracle", "evidence ret.", "answer ret."):
+        assert name in result.output
+    before = (out / "scores.json").read_bytes()
+    (out / "scores.json").unlink()
+    result = runner.invoke(app, ["score", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "scores.json").read_bytes() == before
+
+
+def test_score_on_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["score", str(tmp_path)])
+    assert result.exit_code == 2 and "no manifest" in result.output
+
+
+def test_schema_is_a_json_schema_of_the_format() -> None:
+    result = runner.invoke(app, ["schema"])
+    schema = json.loads(result.output)
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert {"memeval", "facts", "sessions", "probes"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False
