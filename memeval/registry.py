@@ -25,6 +25,7 @@ BUILTIN = {
     "no_memory": "memeval.adapters.backends.no_memory:NoMemory",
     "oracle": "memeval.adapters.backends.oracle:Oracle",
     "embedded": "memeval.adapters.readers.embedded:EmbeddedReader",
+    "transformers": "memeval.adapters.readers.transformers:TransformersReader",
     "extractive": "memeval.adapters.readers.extractive:ExtractiveReader",
 }
 _SECRET = re.compile(r"(^|_)(api_?key|key|secret|password|passwd|token|auth|credentials?)$", re.I)

@@ -1,0 +1,130 @@
+"""A local causal language model from a transformers folder; GPU when present.
+
+Base models are prompted few-shot and answer until the first newline.
+Prompts are batched (left padding, shortest first).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from memeval.adapters.readers import PROMPT_ID, build_prompt, first_line
+from memeval.protocols import Answer, Reader, Usage
+
+
+def quiet_transformers() -> None:
+    # transformers draws tqdm bars while loading; they tear the runner's progress display.
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    logging.set_verbosity_error()
+
+
+class TransformersReader(Reader):
+    """Any local causal LM folder, greedy decoding, few-shot prompt.
+
+    Args:
+        model: Path of a transformers model folder (config, weights, tokenizer).
+        max_new_tokens: Longest answer, in tokens.
+        context_tokens: Largest prompt; backends fit their recall to it.
+        device: "auto" (CUDA when available), "cpu" or "cuda[:N]".
+        batch_size: Prompts generated together by `answer_many`.
+    """
+
+    def __init__(self, model: str = "", max_new_tokens: int = 24, context_tokens: int = 8192,
+                 device: str = "auto", batch_size: int = 8):
+        self.model = model
+        self.max_new_tokens = max_new_tokens
+        self.context_tokens = context_tokens
+        self.device = device
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._tokenizer: Any = None
+
+    def model_path(self) -> Path:
+        if not self.model:
+            raise ValueError("give the model folder: transformers:model=PATH")
+        return Path(self.model)
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        quiet_transformers()
+        folder = self.model_path()
+        device = self.resolved_device()
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        self._tokenizer = AutoTokenizer.from_pretrained(folder)
+        self._tokenizer.padding_side = "left"
+        if self._tokenizer.pad_token_id is None:
+            self._tokenizer.pad_token = self._tokenizer.eos_token
+        self._model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device).eval()
+
+    @property
+    def tokenizer(self) -> Any:
+        self._load()
+        return self._tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+    def _prompt(self, question: str, context: str) -> list[int]:
+        tok = self.tokenizer
+        budget = self.context_tokens - self.max_new_tokens
+        ids = tok(build_prompt(question, context))["input_ids"]
+        if len(ids) > budget:  # keep the newest notes: cut the context from its start
+            ctx_ids = tok(context, add_special_tokens=False)["input_ids"]
+            context = tok.decode(ctx_ids[len(ids) - budget:])
+            ids = tok(build_prompt(question, context))["input_ids"][-budget:]
+        return ids
+
+    def answer(self, question: str, context: str) -> Answer:
+        return self.answer_many([(question, context)])[0]
+
+    def answer_many(self, requests: Sequence[tuple[str, str]]) -> list[Answer]:
+        import torch
+
+        self._load()
+        tok = self._tokenizer
+        prompts = [self._prompt(q, c) for q, c in requests]
+        answers: list[Answer | None] = [None] * len(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            batch = tok.pad({"input_ids": [prompts[i] for i in chunk]},
+                            return_tensors="pt").to(self._model.device)
+            with torch.inference_mode():
+                out = self._model.generate(
+                    **batch, max_new_tokens=self.max_new_tokens, do_sample=False,
+                    stop_strings=["\n"], tokenizer=tok, pad_token_id=tok.pad_token_id)
+            width = batch["input_ids"].shape[1]
+            for row, i in enumerate(chunk):
+                new = out[row, width:]
+                new = new[new != tok.pad_token_id]
+                text = first_line(tok.decode(new, skip_special_tokens=True))
+                answers[i] = Answer(text=text, usage=Usage(input_tokens=len(prompts[i]),
+                                                           output_tokens=int(new.numel())))
+        return [a for a in answers if a is not None]
+
+    def identity(self) -> dict[str, object]:
+        device = self.resolved_device()
+        return {
+            "reader": "transformers", "model": str(self.model_path().resolve()),
+            "prompt": PROMPT_ID, "max_new_tokens": self.max_new_tokens,
+            "context_tokens": self.context_tokens, "decoding": "greedy",
+            "dtype": "bfloat16" if device.startswith("cuda") else "float32",
+            "device": device.split(":")[0],
+        }
