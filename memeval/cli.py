@@ -153,6 +153,25 @@ def score(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> 
     console.print(results_table(scores, f"memeval score · {run_dir}"))
 
 
+@app.command("check-backend")
+def check_backend(
+    spec: Annotated[str, typer.Argument(help="NAME[:opt=value,...] or module.path:Class[:opt=...]")],
+) -> None:
+    """Drive a backend through the conformance kit and say what breaks the contract."""
+    from memeval.registry import build_backend
+    from memeval.testing import check_backend as check
+
+    try:
+        build_backend(spec)  # fails early, in one line, on a bad name or option
+    except MemevalError as exc:
+        raise _fail(exc) from None
+    report = check(lambda: build_backend(spec)[1])
+    report.backend = spec
+    print(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the scenario format (for editors)."""

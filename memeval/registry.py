@@ -24,6 +24,7 @@ BUILTIN = {
     "full_context": "memeval.adapters.backends.full_context:FullContext",
     "no_memory": "memeval.adapters.backends.no_memory:NoMemory",
     "oracle": "memeval.adapters.backends.oracle:Oracle",
+    "window": "memeval.adapters.backends.window:Window",
     "embedded": "memeval.adapters.readers.embedded:EmbeddedReader",
     "transformers": "memeval.adapters.readers.transformers:TransformersReader",
     "extractive": "memeval.adapters.readers.extractive:ExtractiveReader",

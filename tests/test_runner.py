@@ -149,7 +149,8 @@ def _cli(*args: str) -> list[str]:
 
 
 def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     args = [str(SCENARIOS), "-b", "full_context", "-b", "oracle", "-b", "no_memory",
             "--reader", "tests.helpers:EchoReader:delay=0.02", "--no-cache"]
     reference = tmp_path / "reference"

@@ -56,27 +56,31 @@ class TransformersReader(Reader):
 
         return "cuda" if torch.cuda.is_available() else "cpu"
 
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer alone: counting tokens (and a fully cached run) needs no weights."""
+        if self._tokenizer is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from transformers import AutoTokenizer
+
+            quiet_transformers()
+            tok = AutoTokenizer.from_pretrained(self.model_path())
+            tok.padding_side = "left"
+            if tok.pad_token_id is None:
+                tok.pad_token = tok.eos_token
+            self._tokenizer = tok
+        return self._tokenizer
+
     def _load(self) -> None:
         if self._model is not None:
             return
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
-        quiet_transformers()
-        folder = self.model_path()
         device = self.resolved_device()
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        self._tokenizer = AutoTokenizer.from_pretrained(folder)
-        self._tokenizer.padding_side = "left"
-        if self._tokenizer.pad_token_id is None:
-            self._tokenizer.pad_token = self._tokenizer.eos_token
-        self._model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device).eval()
-
-    @property
-    def tokenizer(self) -> Any:
-        self._load()
-        return self._tokenizer
+        self._model = AutoModelForCausalLM.from_pretrained(
+            self.model_path(), dtype=dtype).to(device).eval()
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
@@ -98,7 +102,7 @@ class TransformersReader(Reader):
         import torch
 
         self._load()
-        tok = self._tokenizer
+        tok = self.tokenizer
         prompts = [self._prompt(q, c) for q, c in requests]
         answers: list[Answer | None] = [None] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))

@@ -1,0 +1,233 @@
+"""Conformance kit: tells a backend's author, in plain sentences, what breaks the contract.
+
+From pytest::
+
+    from memeval.testing import assert_conforms
+
+    def test_my_backend_conforms():
+        assert_conforms(MyBackend)          # a class or a zero-argument factory
+
+From the shell: ``memeval check-backend my_package.memory:MyBackend``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memeval.protocols import CellContext, Footprint, MemoryBackend, Query, Recall
+from memeval.scenario.schema import Scenario
+from memeval.scenario.timeline import TimelineSession, build_timeline
+from memeval.scenario.validate import parse_scenario
+from memeval.scoring.match import contains_any
+from memeval.tokens import count_tokens
+
+RULES = {
+    "construct": "The backend is built by the class or factory with no arguments.",
+    "types": "recall returns a memeval.Recall and footprint a memeval.Footprint.",
+    "fresh-start": "After reset, recall before any observe returns no stored text.",
+    "isolation": "One user's turns never surface in another user's recall.",
+    "reset": "reset(user) forgets that user's turns, and only that user's.",
+    "footprint": "footprint reports the items and bytes a backend holds.",
+    "exceptions": "No contract method raises on ordinary input.",
+}
+
+_SCENARIO = """
+memeval: 1
+id: conformance
+title: Two users, one secret each
+users: [alice, bob]
+facts:
+  - id: alice_code
+    text: Alice's locker code is Vellamorn-58.
+    answers: [Vellamorn-58]
+  - id: bob_pet
+    text: Bob's parrot is called Quintessa.
+    answers: [Quintessa]
+sessions:
+  - id: a1
+    user: alice
+    time: 2025-01-05T10:00:00
+    turns:
+      - user: Please remember my locker code, it is Vellamorn-58.
+        plants: [alice_code]
+      - assistant: Got it, your locker code is Vellamorn-58.
+  - id: b1
+    user: bob
+    time: 2025-01-05T11:00:00
+    turns:
+      - user: My parrot Quintessa learned a new word today!
+        plants: [bob_pet]
+      - assistant: Quintessa sounds clever.
+probes:
+  - id: alice_asks
+    user: alice
+    question: What is my locker code?
+    expects: [alice_code]
+  - id: bob_asks_code
+    user: bob
+    question: What is the locker code?
+    kind: isolation
+    forbids: [alice_code]
+  - id: bob_asks
+    user: bob
+    question: What is my parrot called?
+    expects: [bob_pet]
+  - id: alice_asks_pet
+    user: alice
+    question: What is the parrot called?
+    kind: isolation
+    forbids: [bob_pet]
+"""
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A broken rule of the MemoryBackend contract."""
+
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.rule}] {self.message} Rule: {RULES[self.rule]}"
+
+
+@dataclass
+class ConformanceReport:
+    """What the kit found: violations break the contract; notes are advice."""
+
+    backend: str
+    violations: list[Violation] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def __str__(self) -> str:
+        lines = [f"{self.backend}: {'conforms' if self.ok else 'does NOT conform'}"]
+        lines += [f"  - {v}" for v in self.violations]
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Driver:
+    def __init__(self, backend: MemoryBackend, report: ConformanceReport):
+        self.backend, self.report = backend, report
+
+    def call(self, what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            self.report.violations.append(Violation(
+                "exceptions", f"{what} raised {type(exc).__name__}: {exc}."))
+            raise _Stop from None
+
+    def recall(self, probe_id: str, user: str, question: str) -> str:
+        query = Query(text=question, user=user, probe_id=probe_id)
+        recall = self.call(f"recall({user!r})", lambda: self.backend.recall(query))
+        if not isinstance(recall, Recall):
+            self.report.violations.append(Violation(
+                "types", f"recall returned {type(recall).__name__}, not a Recall."))
+            raise _Stop
+        return recall.text + "\n" + "\n".join(item.text for item in recall.items)
+
+
+def check_backend(backend: type[MemoryBackend] | Callable[[], MemoryBackend],
+                  workdir: Path | None = None) -> ConformanceReport:
+    """Drive a backend through a small two-user scenario and report what breaks the contract.
+
+    Args:
+        backend: A MemoryBackend subclass or a zero-argument factory of fresh instances.
+        workdir: Folder for the backend's files (default: a temporary folder).
+    """
+    name = getattr(backend, "__name__", type(backend).__name__)
+    report = ConformanceReport(backend=name)
+    try:
+        instance = backend()
+    except Exception as exc:
+        report.violations.append(Violation("construct", f"building it raised {exc!r}."))
+        return report
+    if not isinstance(instance, MemoryBackend):
+        report.violations.append(Violation(
+            "construct", f"it built a {type(instance).__name__}, not a memeval.MemoryBackend."))
+        return report
+    scenario = parse_scenario(_SCENARIO, "<conformance>")
+    with tempfile.TemporaryDirectory(prefix="memeval-check-") as tmp:
+        try:
+            _drive(_Driver(instance, report), scenario, Path(workdir or tmp))
+        except _Stop:
+            pass
+        finally:
+            close = getattr(instance, "close", None)
+            if callable(close):
+                close()
+    return report
+
+
+def _drive(d: _Driver, scenario: Scenario, workdir: Path) -> None:
+    b, report = d.backend, d.report
+    context = CellContext(count_tokens=count_tokens, context_tokens=4096, workdir=workdir,
+                          ground_truth=scenario if b.needs_ground_truth else None)
+    d.call("bind", lambda: b.bind(context))
+    for user in scenario.users:
+        d.call(f"reset({user!r})", lambda user=user: b.reset(user))
+    alice_code, bob_pet = ["Vellamorn-58"], ["Quintessa"]
+
+    before = d.recall("alice_asks", "alice", "What is my locker code?")
+    if before.strip():
+        report.violations.append(Violation(
+            "fresh-start", f"recall returned text before anything was observed: {before.strip()[:80]!r} "
+            "(state left over from another instance or run?)."))
+
+    for event in build_timeline(scenario):
+        if isinstance(event, TimelineSession):
+            for turn in event.turns:
+                d.call(f"observe({turn.id})", lambda turn=turn: b.observe(turn))
+            d.call(f"end_session({event.info.id})", lambda event=event: b.end_session(event.info))
+
+    alice = d.recall("alice_asks", "alice", "What is my locker code?")
+    bob = d.recall("bob_asks", "bob", "What is my parrot called?")
+    if contains_any(d.recall("bob_asks_code", "bob", "What is the locker code?"), alice_code):
+        report.violations.append(Violation(
+            "isolation", "alice's locker code surfaced in bob's recall: the store is not scoped "
+            "by Turn.user / Query.user."))
+    if contains_any(d.recall("alice_asks_pet", "alice", "What is the parrot called?"), bob_pet):
+        report.violations.append(Violation(
+            "isolation", "bob's parrot surfaced in alice's recall: the store is not scoped by user."))
+    remembers_alice = contains_any(alice, alice_code)
+    remembers_bob = contains_any(bob, bob_pet)
+    if not (remembers_alice or remembers_bob):
+        report.notes.append("it recalled neither user's fact right after observing it "
+                            "(fine for a control such as no_memory; otherwise worth a look).")
+
+    footprint = d.call("footprint()", b.footprint)
+    if not isinstance(footprint, Footprint):
+        report.violations.append(Violation(
+            "types", f"footprint returned {type(footprint).__name__}, not a Footprint."))
+    elif (remembers_alice or remembers_bob) and footprint.items <= 0 and footprint.bytes <= 0:
+        report.violations.append(Violation(
+            "footprint", "it recalls stored turns but its footprint reports 0 items and 0 bytes."))
+
+    d.call("reset('alice')", lambda: b.reset("alice"))
+    if contains_any(d.recall("alice_asks", "alice", "What is my locker code?"), alice_code):
+        report.violations.append(Violation(
+            "reset", "after reset('alice'), alice's locker code is still recalled."))
+    if remembers_bob and not contains_any(d.recall("bob_asks", "bob", "What is my parrot called?"),
+                                          bob_pet):
+        report.violations.append(Violation(
+            "reset", "reset('alice') also erased bob's memory: reset must forget one user only."))
+
+
+def assert_conforms(backend: type[MemoryBackend] | Callable[[], MemoryBackend]) -> ConformanceReport:
+    """Fail (AssertionError) with the kit's sentences if the backend breaks the contract."""
+    report = check_backend(backend)
+    assert report.ok, str(report)
+    return report

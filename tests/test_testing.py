@@ -1,0 +1,108 @@
+"""The conformance kit catches broken backends and passes the shipped ones."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from memeval.cli import app
+from memeval.protocols import Footprint, MemoryBackend, Query, Recall, Turn
+from memeval.registry import build_backend
+from memeval.testing import assert_conforms, check_backend
+
+from .helpers import FlakyBackend
+
+
+class SharedStore(MemoryBackend):
+    """Deliberately leaky: one store for everyone, no user scope."""
+
+    store: list[str] = []  # noqa: RUF012 - shared on purpose: the bug under test
+
+    def reset(self, scope: str) -> None:
+        SharedStore.store.clear()
+
+    def observe(self, turn: Turn) -> None:
+        SharedStore.store.append(turn.text)
+
+    def recall(self, query: Query) -> Recall:
+        return Recall(text="\n".join(SharedStore.store))
+
+    def footprint(self) -> Footprint:
+        return Footprint(items=len(SharedStore.store), bytes=0)
+
+
+class NoFootprint(MemoryBackend):
+    def __init__(self) -> None:
+        self.turns: dict[str, list[str]] = {}
+
+    def reset(self, scope: str) -> None:
+        self.turns.pop(scope, None)
+
+    def observe(self, turn: Turn) -> None:
+        self.turns.setdefault(turn.user, []).append(turn.text)
+
+    def recall(self, query: Query) -> Recall:
+        return Recall(text="\n".join(self.turns.get(query.user, [])))
+
+    def footprint(self) -> Footprint:
+        return Footprint(items=0, bytes=0)
+
+
+class ForgetsEveryone(NoFootprint):
+    def reset(self, scope: str) -> None:
+        self.turns.clear()
+
+    def footprint(self) -> Footprint:
+        return Footprint(items=1, bytes=1)
+
+
+class RaisesOnEmpty(NoFootprint):
+    def recall(self, query: Query) -> Recall:
+        if query.user not in self.turns:
+            raise KeyError(query.user)
+        return super().recall(query)
+
+
+def rules(backend) -> list[str]:
+    return [v.rule for v in check_backend(backend).violations]
+
+
+def test_leaky_shared_store_fails_on_isolation() -> None:
+    report = check_backend(SharedStore)
+    assert "isolation" in [v.rule for v in report.violations]
+    assert "alice's locker code surfaced in bob's recall" in str(report)
+    assert "Rule: One user's turns never surface" in str(report)
+    with pytest.raises(AssertionError, match="does NOT conform"):
+        assert_conforms(SharedStore)
+
+
+def test_each_rule_is_named() -> None:
+    assert rules(NoFootprint) == ["footprint"]
+    assert "reset" in rules(ForgetsEveryone)
+    assert rules(RaisesOnEmpty) == ["exceptions"]
+    assert "raised KeyError" in str(check_backend(RaisesOnEmpty))
+    flaky = check_backend(FlakyBackend)
+    assert "isolation" in [v.rule for v in flaky.violations]
+
+
+def test_a_broken_constructor_is_reported() -> None:
+    def factory() -> MemoryBackend:
+        raise RuntimeError("no database")
+
+    assert rules(factory) == ["construct"]
+    assert rules(lambda: object()) == ["construct"]
+
+
+@pytest.mark.parametrize("spec", ["full_context", "no_memory", "oracle", "window:tokens=64"])
+def test_every_shipped_backend_conforms(spec: str) -> None:
+    report = assert_conforms(lambda: build_backend(spec)[1])
+    if spec == "no_memory":
+        assert report.notes  # it remembers nothing, and the kit says so without failing it
+
+
+def test_check_backend_command() -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["check-backend", "full_context"])
+    assert ok.exit_code == 0 and "full_context: conforms" in ok.output
+    bad = runner.invoke(app, ["check-backend", "tests.test_testing:SharedStore"])
+    assert bad.exit_code == 1 and "[isolation]" in bad.output
