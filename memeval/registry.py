@@ -25,6 +25,7 @@ BUILTIN = {
     "no_memory": "memeval.adapters.backends.no_memory:NoMemory",
     "oracle": "memeval.adapters.backends.oracle:Oracle",
     "window": "memeval.adapters.backends.window:Window",
+    "rag": "memeval.adapters.backends.rag:Rag",
     "embedded": "memeval.adapters.readers.embedded:EmbeddedReader",
     "transformers": "memeval.adapters.readers.transformers:TransformersReader",
     "extractive": "memeval.adapters.readers.extractive:ExtractiveReader",

@@ -15,7 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from memeval.adapters.readers.transformers import TransformersReader, quiet_transformers
+from memeval.adapters import quiet_transformers
+from memeval.adapters.readers.transformers import TransformersReader
 from memeval.cache import model_cache_dir
 
 MODEL = "gemma-3-270m-q4_k_m"

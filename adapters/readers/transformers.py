@@ -11,16 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from memeval.adapters import quiet_transformers
 from memeval.adapters.readers import PROMPT_ID, build_prompt, first_line
 from memeval.protocols import Answer, Reader, Usage
-
-
-def quiet_transformers() -> None:
-    # transformers draws tqdm bars while loading; they tear the runner's progress display.
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
 
 
 class TransformersReader(Reader):

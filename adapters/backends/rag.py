@@ -1,0 +1,194 @@
+"""Retrieval-augmented memory: chunks of conversation in embedded chromadb, recalled by similarity."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from memeval.adapters.backends import render_turns
+from memeval.protocols import (
+    CellContext,
+    Embedder,
+    Footprint,
+    MemoryBackend,
+    Query,
+    Recall,
+    RecallItem,
+    SessionInfo,
+    Turn,
+    Usage,
+)
+
+CHUNKS = ("turn", "session", "window")
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+def chroma_embedding_function(embedder: Embedder) -> Any:
+    """Wrap an Embedder for chromadb, so chromadb never loads (or downloads) its own model."""
+    from chromadb.api.types import EmbeddingFunction
+
+    class _Ours(EmbeddingFunction):  # type: ignore[type-arg]
+        def __init__(self) -> None:
+            pass
+
+        def __call__(self, input: list[str]) -> list[list[float]]:
+            return embedder.embed_documents(list(input))
+
+        def embed_query(self, input: list[str]) -> list[list[float]]:
+            return [embedder.embed_query(text) for text in input]
+
+        @staticmethod
+        def name() -> str:
+            return "memeval"
+
+        def get_config(self) -> dict[str, Any]:
+            return {}
+
+        @staticmethod
+        def build_from_config(config: dict[str, Any]) -> Any:
+            return _Ours()
+
+    return _Ours()
+
+
+class Rag(MemoryBackend):
+    """Stores conversation chunks with their embeddings; recalls the most similar for the user.
+
+    Args:
+        top_k: Chunks recalled per query (ignored when `budget` is given).
+        budget: Recall chunks by similarity until this many reader tokens are used.
+        chunk: "turn" (one chunk per turn), "session" (one per session) or "window"
+            (consecutive turns of about `window_tokens` tokens).
+        window_tokens: Chunk size for `chunk=window`.
+        persist: Keep the chromadb files in the run directory (False: in memory).
+        batch_size: Chunks embedded together; embedding is batched across turns.
+        embedder: An `Embedder`; default all-MiniLM-L6-v2 from its PyPI package.
+    """
+
+    def __init__(self, top_k: int = 5, budget: int | None = None, chunk: str = "turn",
+                 window_tokens: int = 256, persist: bool = True, batch_size: int = 64,
+                 embedder: Embedder | None = None):
+        if chunk not in CHUNKS:
+            raise ValueError(f"chunk must be one of {', '.join(CHUNKS)}, not {chunk!r}")
+        self.top_k, self.budget, self.chunk = top_k, budget, chunk
+        self.window_tokens, self.persist, self.batch_size = window_tokens, persist, batch_size
+        self.embedder = embedder
+        self._count: Any = len
+        self._collection: Any = None
+        self._path: Path | None = None
+        self._open: dict[str, list[Turn]] = defaultdict(list)  # turns not yet in a chunk
+        self._ready: list[tuple[str, list[Turn]]] = []  # chunks waiting to be embedded
+        self._chunks: dict[str, tuple[str, int]] = {}  # chunk id -> (user, text bytes)
+        self._ordinal = 0
+        self._dims = 0
+
+    def bind(self, context: CellContext) -> None:
+        import chromadb
+        from chromadb.config import Settings
+
+        if self.embedder is None:
+            from memeval.adapters.embedders.minilm import MiniLMEmbedder
+
+            self.embedder = MiniLMEmbedder(batch_size=self.batch_size)
+        self._count = context.count_tokens
+        settings = Settings(anonymized_telemetry=False, allow_reset=True)
+        if self.persist:
+            self._path = context.workdir / "chroma"
+            client = chromadb.PersistentClient(path=str(self._path), settings=settings)
+        else:
+            client = chromadb.EphemeralClient(settings=settings)
+        # ephemeral clients in one process share state: a unique name keeps cells apart
+        self._collection = client.create_collection(
+            f"memeval-{uuid.uuid4().hex}", embedding_function=chroma_embedding_function(self.embedder),
+            metadata={"hnsw:space": "cosine"})
+
+    def reset(self, scope: str) -> None:
+        self._open.pop(scope, None)
+        self._ready = [(user, turns) for user, turns in self._ready if user != scope]
+        ids = [cid for cid, (user, _) in self._chunks.items() if user == scope]
+        if ids:
+            self._collection.delete(ids=ids)
+        for cid in ids:
+            del self._chunks[cid]
+
+    def observe(self, turn: Turn) -> None:
+        if self.chunk == "turn":
+            self._ready.append((turn.user, [turn]))
+        else:
+            self._open[turn.user].append(turn)
+            if self.chunk == "window" and sum(
+                    self._count(t.text) for t in self._open[turn.user]) >= self.window_tokens:
+                self._ready.append((turn.user, self._open.pop(turn.user)))
+        if len(self._ready) >= self.batch_size:
+            self._flush()
+
+    def end_session(self, session: SessionInfo) -> None:
+        if self.chunk == "session" and self._open.get(session.user):
+            self._ready.append((session.user, self._open.pop(session.user)))
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._ready:
+            return
+        ids, texts, metas = [], [], []
+        for user, turns in self._ready:
+            self._ordinal += 1
+            cid = f"{turns[0].id}~{self._ordinal}"
+            text = render_turns(turns)
+            ids.append(cid)
+            texts.append(text)
+            metas.append({"user": user, "session": turns[0].session_id, "role": turns[0].role,
+                          "time": turns[0].time.isoformat() if turns[0].time else "",
+                          "turns": ",".join(t.id for t in turns), "ordinal": self._ordinal})
+            self._chunks[cid] = (user, len(text.encode()))
+        vectors = self.embedder.embed_documents(texts)  # type: ignore[union-attr]
+        self._dims = len(vectors[0])
+        self._collection.add(ids=ids, documents=texts, metadatas=metas, embeddings=vectors)
+        self._ready = []
+
+    def recall(self, query: Query) -> Recall:
+        pending = self._open.get(query.user)
+        if pending:  # an unfinished window or session: make it searchable now
+            self._ready.append((query.user, self._open.pop(query.user)))
+        self._flush()
+        stored = sum(1 for user, _ in self._chunks.values() if user == query.user)
+        if not stored:
+            return Recall(text="")
+        want = stored if self.budget is not None else min(self.top_k, stored)
+        found = self._collection.query(
+            query_embeddings=[self.embedder.embed_query(query.text)],  # type: ignore[union-attr]
+            n_results=want, where={"user": query.user},
+            include=["documents", "metadatas", "distances"])
+        hits = list(zip(found["documents"][0], found["metadatas"][0], found["distances"][0],
+                        strict=True))
+        if self.budget is not None:
+            kept, used = [], 0
+            for hit in hits:
+                cost = self._count(hit[0]) + 1
+                if used + cost > self.budget:
+                    continue  # a smaller, less similar chunk may still fit
+                kept.append(hit)
+                used += cost
+            hits = kept
+        hits.sort(key=lambda h: h[1]["ordinal"])  # conversation order reads best
+        return Recall(text="\n".join(doc for doc, _, _ in hits), items=tuple(
+            RecallItem(text=doc, turn_id=str(meta["turns"]), score=round(1 - dist, 6))
+            for doc, meta, dist in hits))
+
+    def footprint(self) -> Footprint:
+        self._flush()
+        items = len(self._chunks)
+        text_bytes = sum(size for _, size in self._chunks.values())
+        vector_bytes = items * self._dims * 4  # float32
+        detail = {"text_bytes": text_bytes, "vector_bytes": vector_bytes}
+        if self._path is not None:
+            detail["disk_bytes"] = _folder_bytes(self._path)
+        return Footprint(items=items, bytes=text_bytes + vector_bytes, detail=detail)
+
+    def model_usage(self) -> Usage:
+        return Usage(input_tokens=getattr(self.embedder, "tokens", 0))

@@ -1,0 +1,1 @@
+"""Embedders shipped with memeval (the `memeval.Embedder` protocol, LangChain-compatible)."""
