@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,8 @@ class Rag(MemoryBackend):
         self._chunks: dict[str, tuple[str, int]] = {}  # chunk id -> (user, text bytes)
         self._ordinal = 0
         self._dims = 0
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="memeval-rag")
+        self._writing: Future[Any] | None = None
 
     def bind(self, context: CellContext) -> None:
         import chromadb
@@ -111,6 +114,7 @@ class Rag(MemoryBackend):
         self._open.pop(scope, None)
         self._ready = [(user, turns) for user, turns in self._ready if user != scope]
         ids = [cid for cid, (user, _) in self._chunks.items() if user == scope]
+        self._settle()
         if ids:
             self._collection.delete(ids=ids)
         for cid in ids:
@@ -130,32 +134,46 @@ class Rag(MemoryBackend):
     def end_session(self, session: SessionInfo) -> None:
         if self.chunk == "session" and self._open.get(session.user):
             self._ready.append((session.user, self._open.pop(session.user)))
-        self._flush()
+        # no flush here: sessions are short, and embedding pays off in full batches
+        if len(self._ready) >= self.batch_size:
+            self._flush()
 
     def _flush(self) -> None:
         if not self._ready:
             return
-        ids, texts, metas = [], [], []
+        ids, texts, contents, metas = [], [], [], []
         for user, turns in self._ready:
             self._ordinal += 1
             cid = f"{turns[0].id}~{self._ordinal}"
             text = render_turns(turns)
             ids.append(cid)
             texts.append(text)
+            # embed what was said; dates and speakers only dilute the similarity
+            contents.append("\n".join(t.text for t in turns))
             metas.append({"user": user, "session": turns[0].session_id, "role": turns[0].role,
                           "time": turns[0].time.isoformat() if turns[0].time else "",
                           "turns": ",".join(t.id for t in turns), "ordinal": self._ordinal})
             self._chunks[cid] = (user, len(text.encode()))
-        vectors = self.embedder.embed_documents(texts)  # type: ignore[union-attr]
-        self._dims = len(vectors[0])
-        self._collection.add(ids=ids, documents=texts, metadatas=metas, embeddings=vectors)
         self._ready = []
+        vectors = self.embedder.embed_documents(contents)  # type: ignore[union-attr]
+        self._dims = len(vectors[0])
+        # Store in the background while the next batch is embedded; _settle() waits.
+        self._settle()
+        self._writing = self._writer.submit(self._collection.add, ids=ids, documents=texts,
+                                            metadatas=metas, embeddings=vectors)
+
+    def _settle(self) -> None:
+        """Wait for the last background write (and raise its error, if any)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()
 
     def recall(self, query: Query) -> Recall:
         pending = self._open.get(query.user)
         if pending:  # an unfinished window or session: make it searchable now
             self._ready.append((query.user, self._open.pop(query.user)))
         self._flush()
+        self._settle()
         stored = sum(1 for user, _ in self._chunks.values() if user == query.user)
         if not stored:
             return Recall(text="")
@@ -182,6 +200,7 @@ class Rag(MemoryBackend):
 
     def footprint(self) -> Footprint:
         self._flush()
+        self._settle()
         items = len(self._chunks)
         text_bytes = sum(size for _, size in self._chunks.values())
         vector_bytes = items * self._dims * 4  # float32
@@ -189,6 +208,11 @@ class Rag(MemoryBackend):
         if self._path is not None:
             detail["disk_bytes"] = _folder_bytes(self._path)
         return Footprint(items=items, bytes=text_bytes + vector_bytes, detail=detail)
+
+    def close(self) -> None:
+        """Finish the last write and stop the writer thread (the runner calls this per cell)."""
+        self._settle()
+        self._writer.shutdown()
 
     def model_usage(self) -> Usage:
         return Usage(input_tokens=getattr(self.embedder, "tokens", 0))

@@ -113,8 +113,9 @@ def test_embeddings_are_batched_across_turns(tmp_path: Path) -> None:
 
     rag = Rag(batch_size=64, persist=False, embedder=Counting())
     rag.bind(_ctx(tmp_path))
-    _feed(rag, sessions=1, turns=40)
-    assert Counting.calls == 1 and rag.footprint().items == 40
+    _feed(rag, sessions=4, turns=10)  # four short sessions, still one batch of 40
+    assert Counting.calls == 0  # nothing embedded until a batch fills or memory is read
+    assert rag.footprint().items == 40 and Counting.calls == 1
 
 
 @pytest.mark.parametrize("spec", ["rag", "rag:chunk=session", "rag:chunk=window,persist=false",
