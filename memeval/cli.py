@@ -142,13 +142,13 @@ def score(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> 
     from memeval.scoring.scores import compute_scores
 
     try:
-        read_manifest(run_dir)
+        manifest = read_manifest(run_dir)
         records = read_records(run_dir)
         if not records:
             raise MemevalError(f"{run_dir}: no records to score")
     except MemevalError as exc:
         raise _fail(exc) from None
-    scores = compute_scores(records)
+    scores = compute_scores(records, manifest.backends)
     write_json_atomic(run_dir / SCORES, scores)
     console.print(results_table(scores, f"memeval score · {run_dir}"))
 

@@ -102,6 +102,8 @@ class CellContext:
         seed: The run's seed.
         ground_truth: The scenario, given only to backends that declare
             `needs_ground_truth` (reference backends such as `oracle`).
+        reader: The run's reader, through the runner's call cache, for backends
+            that write with a model (summaries); its calls count as the backend's.
     """
 
     count_tokens: Callable[[str], int]
@@ -109,6 +111,7 @@ class CellContext:
     workdir: Path
     seed: int = 0
     ground_truth: Scenario | None = None
+    reader: Reader | None = None
 
 
 class MemoryBackend(ABC):

@@ -159,6 +159,26 @@ class ReaderService:
         return results
 
 
+class CachedReader(Reader):
+    """A reader seen through the call cache, handed to backends that write with a model."""
+
+    def __init__(self, service: ReaderService):
+        self._service = service
+        self.context_tokens = service.reader.context_tokens
+
+    def answer(self, question: str, context: str) -> Answer:
+        answer, _, _, error = self._service.answer_many([(question, context)])[0]
+        if answer is None:
+            raise RuntimeError(error)
+        return answer
+
+    def count_tokens(self, text: str) -> int:
+        return self._service.reader.count_tokens(text)
+
+    def identity(self) -> dict[str, object]:
+        return self._service.identity
+
+
 @dataclass
 class _Pending:
     record: ProbeRecord
@@ -169,12 +189,10 @@ class _Cell:
     """One scenario replayed into one backend; yields records without answers."""
 
     def __init__(self, ls: LoadedScenario, label: str, backend: MemoryBackend, reader_label: str,
-                 count: _TokenCounter, context_tokens: int, workdir: Path, seed: int):
+                 count: _TokenCounter, context: CellContext):
         self.ls, self.label, self.backend = ls, label, backend
         self.reader_label, self.count = reader_label, count
-        self.context = CellContext(
-            count_tokens=count, context_tokens=context_tokens, workdir=workdir, seed=seed,
-            ground_truth=ls.scenario if backend.needs_ground_truth else None)
+        self.context = context
 
     def replay(self, wanted: set[str]) -> Iterable[_Pending]:
         s = self.ls.scenario
@@ -390,16 +408,19 @@ def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
                 if not wanted:
                     continue
                 backend = make_backend()
-                workdir = out / "work" / f"{ls.scenario.id}--{_slug(label)}"
-                cell = _Cell(ls, label, backend, plan.reader_label, count, context_tokens,
-                             workdir, plan.seed)
+                context = CellContext(
+                    count_tokens=count, context_tokens=context_tokens, seed=plan.seed,
+                    workdir=out / "work" / f"{ls.scenario.id}--{_slug(label)}",
+                    ground_truth=ls.scenario if backend.needs_ground_truth else None,
+                    reader=CachedReader(service))
+                cell = _Cell(ls, label, backend, plan.reader_label, count, context)
                 _answer_and_write(cell.replay(wanted), service, writer, progress)
                 close = getattr(backend, "close", None)
                 if callable(close):
                     close()
     finally:
         writer.close()
-    write_json_atomic(out / SCORES, compute_scores(read_records(out)))
+    write_json_atomic(out / SCORES, compute_scores(read_records(out), manifest.backends))
     return RunResult(out)
 
 

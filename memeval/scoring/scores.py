@@ -66,9 +66,13 @@ def score_cell(records: list[ProbeRecord]) -> dict[str, Any]:
     }
 
 
-def compute_scores(records: list[ProbeRecord]) -> dict[str, Any]:
-    """The whole scores.json payload; independent of the order of the records."""
+def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None) -> dict[str, Any]:
+    """The whole scores.json payload, independent of the order of the records.
+
+    Cells follow `backends` (the order the run was given them), then by name.
+    """
+    rank = {name: i for i, name in enumerate(backends or [])}
     cells: dict[tuple[str, str], list[ProbeRecord]] = {}
-    for r in sorted(records, key=lambda r: r.key):
+    for r in sorted(records, key=lambda r: (rank.get(r.backend, len(rank)), r.key)):
         cells.setdefault((r.backend, r.reader), []).append(r)
     return {"format": SCORES_FORMAT, "cells": [score_cell(rs) for rs in cells.values()]}
