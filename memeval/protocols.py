@@ -104,6 +104,8 @@ class CellContext:
             `needs_ground_truth` (reference backends such as `oracle`).
         reader: The run's reader, through the runner's call cache, for backends
             that write with a model (summaries); its calls count as the backend's.
+        cached: Wraps another reader (a backend's own summarizer, say) in the
+            runner's call cache.
     """
 
     count_tokens: Callable[[str], int]
@@ -112,6 +114,7 @@ class CellContext:
     seed: int = 0
     ground_truth: Scenario | None = None
     reader: Reader | None = None
+    cached: Callable[[Reader], Reader] = lambda reader: reader
 
 
 class MemoryBackend(ABC):

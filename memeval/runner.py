@@ -412,7 +412,8 @@ def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
                     count_tokens=count, context_tokens=context_tokens, seed=plan.seed,
                     workdir=out / "work" / f"{ls.scenario.id}--{_slug(label)}",
                     ground_truth=ls.scenario if backend.needs_ground_truth else None,
-                    reader=CachedReader(service))
+                    reader=CachedReader(service),
+                    cached=lambda reader: CachedReader(ReaderService(reader, service.cache)))
                 cell = _Cell(ls, label, backend, plan.reader_label, count, context)
                 _answer_and_write(cell.replay(wanted), service, writer, progress)
                 close = getattr(backend, "close", None)

@@ -174,8 +174,12 @@ def check_backend(backend: type[MemoryBackend] | Callable[[], MemoryBackend],
 
 def _drive(d: _Driver, scenario: Scenario, workdir: Path) -> None:
     b, report = d.backend, d.report
+    from memeval.adapters.readers.extractive import ExtractiveReader
+
+    # a model-free reader for backends that write with the run's model (summaries)
     context = CellContext(count_tokens=count_tokens, context_tokens=4096, workdir=workdir,
-                          ground_truth=scenario if b.needs_ground_truth else None)
+                          ground_truth=scenario if b.needs_ground_truth else None,
+                          reader=ExtractiveReader())
     d.call("bind", lambda: b.bind(context))
     for user in scenario.users:
         d.call(f"reset({user!r})", lambda user=user: b.reset(user))

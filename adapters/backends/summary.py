@@ -44,7 +44,8 @@ class Summary(MemoryBackend):
     def bind(self, context: CellContext) -> None:
         from memeval.registry import build_reader
 
-        self._reader = build_reader(self.summarizer)[1] if self.summarizer else context.reader
+        self._reader = (context.cached(build_reader(self.summarizer)[1]) if self.summarizer
+                        else context.reader)
         if self._reader is None:
             raise ValueError("the summary backend needs a model: pass summarizer=READER")
         self._count = context.count_tokens
