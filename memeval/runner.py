@@ -43,7 +43,7 @@ from memeval.results import (
     write_json_atomic,
 )
 from memeval.scenario.schema import Probe, Scenario
-from memeval.scenario.timeline import TimelineSession, build_timeline
+from memeval.scenario.timeline import Event, TimelineSession, build_timeline
 from memeval.scenario.validate import load_scenario, scenario_files
 from memeval.scoring.scores import compute_scores
 
@@ -62,7 +62,7 @@ class LoadedScenario:
     scenario: Scenario
     path: str | None
     sha256: str
-    timeline: list = field(default_factory=list)
+    timeline: list[Event] = field(default_factory=list)
 
     @property
     def probes(self) -> list[Probe]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from memeval.protocols import Turn
 
@@ -17,3 +18,10 @@ def render_turns(turns: Iterable[Turn]) -> str:
             lines.append(f"[{turn.time:%Y-%m-%d %H:%M}]" if turn.time else "[session]")
         lines.append(f"{turn.role}: {turn.text}")
     return "\n".join(lines)
+
+
+def folder_bytes(path: Path | None) -> int:
+    """Bytes of the files under `path` (a store's size on disk)."""
+    if path is None or not path.exists():
+        return 0
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from memeval.adapters.backends import folder_bytes
 from memeval.protocols import (
     CellContext,
     Footprint,
@@ -29,10 +30,6 @@ def _telemetry_off() -> None:
     if telemetry is not None:
         telemetry.MEM0_TELEMETRY = False  # type: ignore[attr-defined]
         telemetry.client_telemetry.posthog = None  # type: ignore[attr-defined]
-
-
-def _folder_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
 class Mem0(MemoryBackend):
@@ -130,6 +127,6 @@ class Mem0(MemoryBackend):
                  for m in self.memory.get_all(filters={"user_id": user})["results"]]
         detail = {"text_bytes": sum(len(t.encode()) for t in texts)}
         if self._path is not None:
-            detail["disk_bytes"] = _folder_bytes(self._path)
+            detail["disk_bytes"] = folder_bytes(self._path)
         return Footprint(items=len(texts), bytes=detail["text_bytes"] + len(texts) * 384 * 4,
                          detail=detail)

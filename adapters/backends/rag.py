@@ -8,7 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from memeval.adapters.backends import render_turns
+from memeval.adapters.backends import folder_bytes, render_turns
 from memeval.protocols import (
     CellContext,
     Embedder,
@@ -23,10 +23,6 @@ from memeval.protocols import (
 )
 
 CHUNKS = ("turn", "session", "window")
-
-
-def _folder_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
 
 
 def chroma_embedding_function(embedder: Embedder) -> Any:
@@ -206,7 +202,7 @@ class Rag(MemoryBackend):
         vector_bytes = items * self._dims * 4  # float32
         detail = {"text_bytes": text_bytes, "vector_bytes": vector_bytes}
         if self._path is not None:
-            detail["disk_bytes"] = _folder_bytes(self._path)
+            detail["disk_bytes"] = folder_bytes(self._path)
         return Footprint(items=items, bytes=text_bytes + vector_bytes, detail=detail)
 
     def close(self) -> None:
