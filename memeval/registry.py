@@ -32,6 +32,7 @@ BUILTIN = {
     "mem0": "memeval.adapters.backends.mem0:Mem0",
     "embedded": "memeval.adapters.readers.embedded:EmbeddedReader",
     "transformers": "memeval.adapters.readers.transformers:TransformersReader",
+    "openai": "memeval.adapters.readers.openai:OpenAIReader",
     "extractive": "memeval.adapters.readers.extractive:ExtractiveReader",
 }
 _SECRET = re.compile(r"(^|_)(api_?key|key|secret|password|passwd|token|auth|credentials?)$", re.I)

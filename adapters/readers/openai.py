@@ -1,0 +1,74 @@
+"""Any OpenAI-compatible endpoint: OpenAI, vLLM, llama.cpp, ollama, `transformers serve`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from memeval.adapters.readers import PROMPT_ID, build_prompt, first_line
+from memeval.protocols import Answer, Reader, Usage
+
+SYSTEM = ("Answer the user's question in a few words, using only the notes. "
+          "If the notes do not say, answer \"I don't know\".")
+MODES = ("chat", "completions")
+
+
+class OpenAIReader(Reader):
+    """Answers through the `openai` client; token usage is taken from the response.
+
+    Args:
+        model: Model name at the endpoint.
+        base_url: Endpoint, e.g. http://127.0.0.1:8000/v1 (default: the client's,
+            or `$OPENAI_BASE_URL`).
+        key_env: Environment variable holding the API key (never recorded).
+        mode: "chat" (chat completions) or "completions" (plain completions with
+            the few-shot prompt, for base models; the answer ends at a newline).
+        max_tokens: Longest answer.
+        temperature: Sampling temperature (0: greedy where the server honours it).
+        timeout: Seconds per request.
+        context_tokens: Largest prompt the model takes.
+    """
+
+    def __init__(self, model: str = "gpt-4o-mini", base_url: str | None = None,
+                 key_env: str = "OPENAI_API_KEY", mode: str = "chat", max_tokens: int = 64,
+                 temperature: float = 0.0, timeout: float = 60.0, context_tokens: int = 8192):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self.model, self.base_url, self.key_env, self.mode = model, base_url, key_env, mode
+        self.max_tokens, self.temperature, self.timeout = max_tokens, temperature, timeout
+        self.context_tokens = context_tokens
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from openai import OpenAI
+
+            # retries are the runner's job, so the client makes none of its own
+            self._client = OpenAI(base_url=self.base_url, timeout=self.timeout, max_retries=0,
+                                  api_key=os.environ.get(self.key_env) or "not-needed")
+        return self._client
+
+    def answer(self, question: str, context: str) -> Answer:
+        if self.mode == "completions":
+            response = self.client.completions.create(
+                model=self.model, prompt=build_prompt(question, context), stop=["\n"],
+                max_tokens=self.max_tokens, temperature=self.temperature)
+            text = first_line(response.choices[0].text or "")
+        else:
+            notes = context.strip() or "(none)"
+            response = self.client.chat.completions.create(
+                model=self.model, max_tokens=self.max_tokens, temperature=self.temperature,
+                messages=[{"role": "system", "content": SYSTEM},
+                          {"role": "user", "content": f"Notes:\n{notes}\n\nQuestion: {question}"}])
+            text = (response.choices[0].message.content or "").strip()
+        usage = response.usage
+        return Answer(text=text, usage=Usage(
+            input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            output_tokens=getattr(usage, "completion_tokens", 0) or 0))
+
+    def identity(self) -> dict[str, object]:
+        return {"reader": "openai", "model": self.model,
+                "base_url": self.base_url or os.environ.get("OPENAI_BASE_URL", "default"),
+                "mode": self.mode, "max_tokens": self.max_tokens,
+                "temperature": self.temperature, "prompt": PROMPT_ID}

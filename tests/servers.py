@@ -1,0 +1,69 @@
+"""A real OpenAI-compatible HTTP server on loopback: `transformers serve` with the packaged Gemma."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# Gemma 3 270M is a base model with no chat template; chat requests need one.
+CHAT_TEMPLATE = """{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}
+
+{% else %}{{ m['role'] | capitalize }}: {{ m['content'] }}
+{% endif %}{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"""
+
+
+def servable_gemma(folder: Path) -> Path:
+    """The packaged Gemma's converted folder, linked into `folder` with a chat template."""
+    from memeval.adapters.readers.embedded import model_folder
+
+    source = model_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        (folder / item.name).symlink_to(item)
+    (folder / "chat_template.jinja").write_text(CHAT_TEMPLATE)
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def transformers_serve(model: Path, port: int | None = None, timeout: float = 180
+                       ) -> Iterator[str]:
+    """Start `transformers serve` on 127.0.0.1, wait until healthy, yield its /v1 URL, stop it."""
+    exe = shutil.which("transformers")
+    if exe is None:
+        raise RuntimeError("`transformers serve` is missing: pip install 'transformers[serving]'")
+    port = port or free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port), str(model)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"transformers serve did not start (exit {proc.poll()})")
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
