@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 # Gemma 3 270M is a base model with no chat template; chat requests need one.
@@ -37,17 +38,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str
+    log: Path
+
+    def requests(self, path: str) -> int:
+        """How many requests to `path` the server has logged."""
+        return self.log.read_text(errors="replace").count(f'"POST {path} HTTP')
+
+
 @contextmanager
 def transformers_serve(model: Path, port: int | None = None, timeout: float = 180
-                       ) -> Iterator[str]:
-    """Start `transformers serve` on 127.0.0.1, wait until healthy, yield its /v1 URL, stop it."""
+                       ) -> Iterator[Server]:
+    """Start `transformers serve` on 127.0.0.1, wait until healthy, yield it, stop it."""
     exe = shutil.which("transformers")
     if exe is None:
         raise RuntimeError("`transformers serve` is missing: pip install 'transformers[serving]'")
     port = port or free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port), str(model)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = model.parent / f"serve-{port}.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port),
+                                 str(model)], env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -60,10 +73,7 @@ def transformers_serve(model: Path, port: int | None = None, timeout: float = 18
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"transformers serve did not start (exit {proc.poll()})")
             time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}/v1"
+        yield Server(f"http://127.0.0.1:{port}/v1", log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        proc.kill()  # a graceful stop waits for a generation in flight
+        proc.wait()

@@ -47,19 +47,21 @@ class Mem0(MemoryBackend):
         llm_base_url: OpenAI-compatible endpoint for `infer=True`.
         llm_model: Model name at that endpoint.
         llm_key_env: Environment variable holding the endpoint's key.
+        llm_max_tokens: Longest LLM reply (default: mem0's).
         memory: Your own configured `mem0.Memory` (from Python); default: one
             built in the run directory on local qdrant with the packaged MiniLM.
     """
 
     def __init__(self, top_k: int = 5, infer: bool = False, llm_base_url: str | None = None,
                  llm_model: str = "gpt-4o-mini", llm_key_env: str = "OPENAI_API_KEY",
-                 memory: Any = None):
+                 llm_max_tokens: int | None = None, memory: Any = None):
         if infer and memory is None and not llm_base_url and not os.environ.get(llm_key_env):
             raise ValueError("infer=true needs a model: give llm_base_url (and llm_model), "
                              f"or set {llm_key_env}")
         self.top_k, self.infer, self.memory = top_k, infer, memory
         self.llm = {"model": llm_model, "openai_base_url": llm_base_url,
-                    "api_key": os.environ.get(llm_key_env) or "not-needed"}
+                    "api_key": os.environ.get(llm_key_env) or "not-needed",
+                    "max_tokens": llm_max_tokens}
         self._path: Path | None = None
         self._pending: dict[str, list[Turn]] = {}
         self._users: set[str] = set()

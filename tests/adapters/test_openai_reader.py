@@ -12,21 +12,21 @@ from memeval.adapters.readers.openai import OpenAIReader
 from memeval.results import read_records
 
 from ..conftest import SCENARIOS
-from ..servers import servable_gemma, transformers_serve
+from ..servers import Server, servable_gemma, transformers_serve
 
 pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
     model = servable_gemma(tmp_path_factory.mktemp("served") / "gemma")
-    with transformers_serve(model) as url:
-        yield url, str(model)
+    with transformers_serve(model) as served:
+        yield served, str(model)
 
 
-def test_completions_mode_runs_a_scenario(server: tuple[str, str], tmp_path: Path,
+def test_completions_mode_runs_a_scenario(server: tuple[Server, str], tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    url, model = server
+    url, model = server[0].url, server[1]
     monkeypatch.setenv("MEMEVAL_TEST_KEY", "sk-never-recorded-42")
     spec = f"openai:model={model},base_url={url},mode=completions,max_tokens=16,key_env=MEMEVAL_TEST_KEY"
     result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle", "no_memory"],
@@ -37,10 +37,11 @@ def test_completions_mode_runs_a_scenario(server: tuple[str, str], tmp_path: Pat
     assert all(r.usage.input_tokens > 100 and 0 < r.usage.output_tokens <= 16 for r in records)
     manifest = (result.run_dir / "manifest.json").read_text()
     assert "sk-never-recorded-42" not in manifest and url in manifest
+    assert server[0].requests("/v1/completions") >= 4
 
 
-def test_chat_mode_answers_with_usage(server: tuple[str, str]) -> None:
-    url, model = server
+def test_chat_mode_answers_with_usage(server: tuple[Server, str]) -> None:
+    url, model = server[0].url, server[1]
     reader = OpenAIReader(model=model, base_url=url, max_tokens=8)
     answer = reader.answer("What is my dog's name?", "user: I adopted a beagle named Zorblat.")
     assert answer.text and answer.usage.input_tokens > 0 and answer.usage.output_tokens > 0
@@ -53,3 +54,27 @@ def test_a_stopped_server_is_an_error_record(tmp_path: Path) -> None:
     records = read_records(result.run_dir)
     assert len(records) == 2 and all(r.error_stage == "answer" for r in records)
     assert all("Connection" in (r.error or "") for r in records)
+
+
+def test_mem0_extraction_mode_calls_the_model(server: tuple[Server, str], tmp_path: Path) -> None:
+    """mem0 with infer=true sends each session to the LLM for fact extraction.
+
+    The packaged 270M base model does not write mem0's JSON, so mem0 stores no
+    facts from it: this checks the wiring (mem0 -> endpoint -> answer), not the
+    quality of extraction, which needs a capable model.
+    """
+    pytest.importorskip("mem0")
+    from memeval.adapters.backends.mem0 import Mem0
+    from memeval.protocols import CellContext, SessionInfo, Turn
+    from memeval.tokens import count_tokens
+
+    served, model = server
+    before = served.requests("/v1/chat/completions")
+    backend = Mem0(infer=True, llm_base_url=served.url, llm_model=model, llm_max_tokens=16)
+    backend.bind(CellContext(count_tokens=count_tokens, context_tokens=4096, workdir=tmp_path))
+    backend.reset("ann")
+    backend.observe(Turn(id="t0", session_id="s1", user="ann", role="user",
+                         text="I adopted a beagle and named him Zorblat."))
+    backend.end_session(SessionInfo(id="s1", user="ann", turn_count=1))
+    assert served.requests("/v1/chat/completions") > before
+    assert backend.footprint().detail["disk_bytes"] > 0
