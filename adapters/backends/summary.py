@@ -17,7 +17,9 @@ from memeval.protocols import (
     Usage,
 )
 
-QUESTION = "What did the user say in these notes that is worth remembering about them?"
+# Phrased as an instruction: asked "what is worth remembering", the packaged base
+# model answers "I don't know." for every session; asked this, it states a fact.
+QUESTION = "Summarize what the user said."
 
 
 class Summary(MemoryBackend):

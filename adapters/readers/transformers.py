@@ -70,6 +70,7 @@ class TransformersReader(Reader):
         import torch
         from transformers import AutoModelForCausalLM
 
+        quiet_transformers()
         device = self.resolved_device()
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         self._model = AutoModelForCausalLM.from_pretrained(
