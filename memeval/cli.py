@@ -78,6 +78,10 @@ def run(
     limit: Annotated[int | None, typer.Option(help="Ask at most N probes per scenario.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
     cache: Annotated[bool, typer.Option(help="Use the persistent call cache.")] = True,
+    max_concurrency: Annotated[int, typer.Option(
+        min=1, help="Reader requests in flight at once (for remote readers).")] = 1,
+    retries: Annotated[int, typer.Option(
+        min=0, help="Further attempts after a 429, 5xx, timeout or connection error.")] = 3,
 ) -> None:
     """Replay scenarios into each backend, ask every probe, score, and print the table."""
     from rich.progress import (
@@ -89,7 +93,7 @@ def run(
         TimeRemainingColumn,
     )
 
-    from memeval.runner import DEFAULT_BACKENDS, execute, plan_run
+    from memeval.runner import DEFAULT_BACKENDS, CallPolicy, execute, plan_run
 
     try:
         with console.status("loading scenarios and adapters…"):
@@ -105,7 +109,8 @@ def run(
             progress.advance(task, advance)
 
         with progress:
-            result = execute(plan, resume=resume, cache=cache, command=sys.argv, progress=hook)
+            result = execute(plan, resume=resume, cache=cache, command=sys.argv, progress=hook,
+                             policy=CallPolicy(max_concurrency=max_concurrency, retries=retries))
     except KeyboardInterrupt:
         err.print(f"interrupted: records so far are kept; continue with "
                   f"`memeval run ... --out {plan.out} --resume`")

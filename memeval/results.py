@@ -101,6 +101,8 @@ class Manifest(_Record):
     versions: dict[str, str]
     git_commit: str | None
     resumed: list[str] = Field(default_factory=list)
+    call_policy: dict[str, Any] = Field(default_factory=dict,
+                                        description="Concurrency and retries; free to change on resume.")
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for `--resume` to continue this run."""

@@ -17,7 +17,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -119,15 +120,64 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
-class ReaderService:
-    """Wraps a reader with the call cache; errors are recorded, never cached."""
+@dataclass(frozen=True)
+class CallPolicy:
+    """How the runner calls a reader. None of it is part of the call cache's key.
 
-    def __init__(self, reader: Reader, cache: CallCache | None):
-        self.reader, self.cache = reader, cache
+    Attributes:
+        max_concurrency: Requests in flight at once (for remote readers); at 1 the
+            reader's own `answer_many` batches them instead.
+        retries: Further attempts after a transient failure (429, 5xx, timeout,
+            connection error); other errors are recorded at once.
+        backoff_s: First wait between attempts; doubled each time, or the server's
+            Retry-After when it asks for longer, never more than `max_backoff_s`.
+    """
+
+    max_concurrency: int = 1
+    retries: int = 3
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed call is worth repeating: rate limits, server errors, timeouts."""
+    status = _status(exc)
+    if status is not None:
+        return status == 429 or status >= 500
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return True
+    return type(exc).__name__ in {"APITimeoutError", "APIConnectionError", "RateLimitError",
+                                  "InternalServerError", "ReadTimeout", "ConnectTimeout"}
+
+
+def _retry_after(exc: BaseException) -> float:
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    try:
+        return float(headers.get("retry-after", 0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+Outcome = tuple[Answer | None, bool, float | None, str | None]
+
+
+class ReaderService:
+    """Wraps a reader with the call cache, retries and concurrency; errors are recorded,
+    never cached."""
+
+    def __init__(self, reader: Reader, cache: CallCache | None, policy: CallPolicy = CallPolicy(),
+                 sleep: Callable[[float], None] = time.sleep):
+        self.reader, self.cache, self.policy, self._sleep = reader, cache, policy, sleep
         self.identity = reader.identity()
 
-    def answer_many(self, requests: Sequence[tuple[str, str]]
-                    ) -> list[tuple[Answer | None, bool, float | None, str | None]]:
+    def answer_many(self, requests: Sequence[tuple[str, str]]) -> list[Outcome]:
         """(answer, cached, seconds, error) per request, in order."""
         results: list[Any] = [None] * len(requests)
         misses: list[int] = []
@@ -137,26 +187,50 @@ class ReaderService:
                 results[i] = (hit, True, 0.0, None)
             else:
                 misses.append(i)
-        if misses:
+        if len(misses) > 1 and self.policy.max_concurrency > 1:
+            with ThreadPoolExecutor(min(self.policy.max_concurrency, len(misses))) as pool:
+                for i, outcome in zip(misses, pool.map(lambda i: self._one(requests[i]), misses),
+                                      strict=True):
+                    results[i] = outcome
+        elif len(misses) > 1:
+            for i, outcome in zip(misses, self._batch([requests[i] for i in misses]), strict=True):
+                results[i] = outcome
+        elif misses:
+            results[misses[0]] = self._one(requests[misses[0]])
+        return results
+
+    def _batch(self, requests: list[tuple[str, str]]) -> list[Outcome]:
+        start = time.perf_counter()
+        try:
+            answers = self.reader.answer_many(requests)
+            if len(answers) != len(requests):
+                raise RuntimeError(f"answer_many returned {len(answers)} answers "
+                                   f"for {len(requests)} questions")
+        except Exception:  # a failed batch: ask one at a time, with retries, to isolate it
+            return [self._one(request) for request in requests]
+        each = round((time.perf_counter() - start) / len(requests), 6)
+        for request, answer in zip(requests, answers, strict=True):
+            self._store(request, answer)
+        return [(answer, False, each, None) for answer in answers]
+
+    def _one(self, request: tuple[str, str]) -> Outcome:
+        for attempt in range(self.policy.retries + 1):
             start = time.perf_counter()
             try:
-                answers = self.reader.answer_many([requests[i] for i in misses])
-                if len(answers) != len(misses):
-                    raise RuntimeError(f"answer_many returned {len(answers)} answers "
-                                       f"for {len(misses)} questions")
-            except Exception as exc:  # one failed batch: ask one at a time to isolate it
-                if len(misses) == 1:
-                    results[misses[0]] = (None, False, None, _error(exc))
-                    return results
-                for i in misses:
-                    results[i] = self.answer_many([requests[i]])[0]
-                return results
-            each = (time.perf_counter() - start) / len(misses)
-            for i, answer in zip(misses, answers, strict=True):
-                if self.cache:
-                    self.cache.put(call_key(self.identity, *requests[i]), answer)
-                results[i] = (answer, False, round(each, 6), None)
-        return results
+                answer = self.reader.answer(*request)
+            except Exception as exc:
+                if attempt == self.policy.retries or not is_transient(exc):
+                    return (None, False, None, _error(exc))
+                wait = max(self.policy.backoff_s * 2**attempt, _retry_after(exc))
+                self._sleep(min(wait, self.policy.max_backoff_s))
+                continue
+            self._store(request, answer)
+            return (answer, False, round(time.perf_counter() - start, 6), None)
+        raise AssertionError("unreachable")
+
+    def _store(self, request: tuple[str, str], answer: Answer) -> None:
+        if self.cache:
+            self.cache.put(call_key(self.identity, *request), answer)
 
 
 class CachedReader(Reader):
@@ -371,10 +445,12 @@ def _manifest(plan: RunPlan, command: list[str]) -> Manifest:
 
 
 def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
-            command: list[str] | None = None, progress: ProgressHook | None = None) -> RunResult:
+            command: list[str] | None = None, progress: ProgressHook | None = None,
+            policy: CallPolicy = CallPolicy()) -> RunResult:
     """Run every cell of `plan`, writing the run directory; return its result."""
     out = plan.out
     manifest = _manifest(plan, command or [])
+    manifest.call_policy = asdict(policy)
     done: set[tuple[str, str, str, str]] = set()
     if (out / MANIFEST).exists():
         if not resume:
@@ -394,7 +470,7 @@ def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
     write_json_atomic(out / MANIFEST, manifest.model_dump())
 
     count = _TokenCounter(plan.reader)
-    service = ReaderService(plan.reader, CallCache() if cache else None)
+    service = ReaderService(plan.reader, CallCache() if cache else None, policy)
     context_tokens = max(plan.reader.context_tokens - PROMPT_RESERVE, 1)
     writer = RecordWriter(out)
     try:
@@ -415,7 +491,8 @@ def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
                     reader=CachedReader(service),
                     cached=lambda reader: CachedReader(ReaderService(reader, service.cache)))
                 cell = _Cell(ls, label, backend, plan.reader_label, count, context)
-                _answer_and_write(cell.replay(wanted), service, writer, progress)
+                _answer_and_write(cell.replay(wanted), service, writer, progress,
+                                  batch=max(16, 2 * policy.max_concurrency))
                 close = getattr(backend, "close", None)
                 if callable(close):
                     close()
@@ -430,7 +507,7 @@ def _slug(text: str) -> str:
 
 
 def _answer_and_write(pending: Iterable[_Pending], service: ReaderService, writer: RecordWriter,
-                      progress: ProgressHook | None, batch: int = 16) -> None:
+                      progress: ProgressHook | None, batch: int) -> None:
     """Answer recalled probes in batches (cache first) and write each record."""
     queue: list[_Pending] = []
 
@@ -461,7 +538,8 @@ def _answer_and_write(pending: Iterable[_Pending], service: ReaderService, write
 def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
         backends: Sequence[str | MemoryBackend | type[MemoryBackend]] = DEFAULT_BACKENDS,
         reader: str | Reader = DEFAULT_READER, out: str | Path | None = None, seed: int = 0,
-        limit: int | None = None, resume: bool = False, cache: bool = True) -> RunResult:
+        limit: int | None = None, resume: bool = False, cache: bool = True,
+        max_concurrency: int = 1, retries: int = 3) -> RunResult:
     """Evaluate memory backends on scenarios and return the run's result.
 
     Args:
@@ -474,6 +552,8 @@ def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
         limit: Ask at most this many probes per scenario.
         resume: Continue the run in `out`, asking only probes not yet recorded.
         cache: Use the persistent call cache.
+        max_concurrency: Reader requests in flight at once (for remote readers).
+        retries: Further attempts after a 429, 5xx, timeout or connection error.
 
     Returns:
         A `RunResult` with `records()` and `scores()` as pandas DataFrames.
@@ -481,4 +561,5 @@ def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
     if isinstance(scenarios, (str, Path, Scenario)):
         scenarios = [scenarios]
     plan = plan_run(scenarios, backends, reader, out, seed, limit)
-    return execute(plan, resume=resume, cache=cache, command=["memeval.run"])
+    return execute(plan, resume=resume, cache=cache, command=["memeval.run"],
+                   policy=CallPolicy(max_concurrency=max_concurrency, retries=retries))

@@ -1,0 +1,104 @@
+"""The runner's services around every reader: call cache, retries with backoff, concurrency."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import memeval
+from memeval.cache import CallCache, call_key
+from memeval.protocols import Answer, Reader
+from memeval.results import read_records
+from memeval.runner import CallPolicy, ReaderService, is_transient
+
+from .conftest import SCENARIOS
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, retry_after: str | None = None):
+        super().__init__(f"HTTP {status}")
+        self.status_code = status
+        self.response = type("R", (), {"headers": {"retry-after": retry_after} if retry_after else {}})()
+
+
+class Scripted(Reader):
+    """Fails with the given errors first, then answers; counts calls and concurrency."""
+
+    def __init__(self, failures: list[Exception] | None = None, delay: float = 0.0):
+        self.failures, self.delay = list(failures or []), delay
+        self.calls = self.active = self.most_active = 0
+        self._lock = threading.Lock()
+
+    def answer(self, question: str, context: str) -> Answer:
+        with self._lock:
+            self.calls += 1
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+            failure = self.failures.pop(0) if self.failures else None
+        try:
+            time.sleep(self.delay)
+            if failure:
+                raise failure
+            return Answer(text=f"answer to {question}")
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def identity(self) -> dict[str, object]:
+        return {"reader": "scripted"}
+
+
+@pytest.mark.parametrize(("exc", "transient"), [
+    (HTTPError(429), True), (HTTPError(503), True), (HTTPError(400), False),
+    (TimeoutError(), True), (ConnectionError(), True), (ValueError("bad prompt"), False),
+])
+def test_which_failures_are_retried(exc: Exception, transient: bool) -> None:
+    assert is_transient(exc) is transient
+
+
+def test_rate_limits_and_server_errors_are_retried_with_backoff(tmp_path: Path) -> None:
+    waits: list[float] = []
+    reader = Scripted([HTTPError(429, retry_after="7"), HTTPError(502)])
+    service = ReaderService(reader, CallCache(tmp_path / "c.sqlite3"),
+                            CallPolicy(retries=3, backoff_s=1.0), sleep=waits.append)
+    [(answer, cached, _, error)] = service.answer_many([("q", "ctx")])
+    assert answer is not None and error is None and not cached
+    assert reader.calls == 3 and waits == [7.0, 2.0]  # Retry-After honoured, then doubled
+
+
+def test_a_persistent_failure_is_an_error_and_not_cached(tmp_path: Path) -> None:
+    cache = CallCache(tmp_path / "c.sqlite3")
+    reader = Scripted([HTTPError(500)] * 5)
+    service = ReaderService(reader, cache, CallPolicy(retries=2), sleep=lambda s: None)
+    [(answer, _, _, error)] = service.answer_many([("q", "ctx")])
+    assert answer is None and error == "HTTPError: HTTP 500" and reader.calls == 3
+    assert cache.get(call_key(service.identity, "q", "ctx")) is None  # errors are never cached
+    [(answer, cached, _, _)] = service.answer_many([("q", "ctx")])  # asked again: now it answers
+    assert answer is not None and not cached and reader.calls == 6
+    fatal = Scripted([ValueError("bad prompt")])
+    ReaderService(fatal, None, CallPolicy(retries=5), sleep=lambda s: None).answer_many([("q", "")])
+    assert fatal.calls == 1  # not transient: no retry
+
+
+def test_concurrency_keeps_n_requests_in_flight_and_the_order(tmp_path: Path) -> None:
+    reader = Scripted(delay=0.05)
+    service = ReaderService(reader, None, CallPolicy(max_concurrency=4))
+    requests = [(f"q{i}", "") for i in range(12)]
+    outcomes = service.answer_many(requests)
+    assert reader.most_active == 4
+    assert [o[0].text for o in outcomes] == [f"answer to q{i}" for i in range(12)]
+
+
+def test_run_options_reach_the_service_and_the_manifest(tmp_path: Path) -> None:
+    reader = Scripted([HTTPError(503)], delay=0.01)
+    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], reader=reader,
+                         out=tmp_path / "run", max_concurrency=3, retries=1, cache=False)
+    records = read_records(result.run_dir)
+    assert all(r.error is None for r in records) and reader.most_active == 3
+    assert result.manifest.call_policy["max_concurrency"] == 3
+    # concurrency and retries may change on resume: they are not part of the configuration
+    memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], reader=Scripted(),
+                out=tmp_path / "run", resume=True, max_concurrency=1, cache=False)
