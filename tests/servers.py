@@ -49,8 +49,8 @@ class Server:
 
 
 @contextmanager
-def transformers_serve(model: Path, port: int | None = None, timeout: float = 180
-                       ) -> Iterator[Server]:
+def transformers_serve(model: Path, port: int | None = None, timeout: float = 180,
+                       extra_args: list[str] | None = None) -> Iterator[Server]:
     """Start `transformers serve` on 127.0.0.1, wait until healthy, yield it, stop it."""
     exe = shutil.which("transformers")
     if exe is None:
@@ -60,7 +60,8 @@ def transformers_serve(model: Path, port: int | None = None, timeout: float = 18
     log = model.parent / f"serve-{port}.log"
     with log.open("wb") as sink:
         proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(port),
-                                 str(model)], env=env, stdout=sink, stderr=subprocess.STDOUT)
+                                 *(extra_args or []), str(model)],
+                                env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
         while True:
