@@ -78,3 +78,57 @@ def test_mem0_extraction_mode_calls_the_model(server: tuple[Server, str], tmp_pa
     backend.end_session(SessionInfo(id="s1", user="ann", turn_count=1))
     assert served.requests("/v1/chat/completions") > before
     assert backend.footprint().detail["disk_bytes"] > 0
+
+
+def test_server_stopped_mid_run_then_resumed_matches_an_undisturbed_run(
+        server: tuple[Server, str], tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from ..conftest import ROOT
+    from ..servers import free_port
+
+    model = server[1]
+    common = ["-b", "oracle", "-b", "no_memory", "--limit", "3", "--no-cache", "--retries", "0"]
+    scenarios = [str(SCENARIOS / "garden-club.yaml"), str(SCENARIOS / "work-trip.yaml")]
+
+    def reader(url: str) -> list[str]:
+        return ["-r", f"openai:model={model},base_url={url},mode=completions,max_tokens=12"]
+
+    def cli(*args: str) -> list[str]:
+        return [sys.executable, "-m", "memeval.cli", "run", *scenarios, *common, *args]
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    reference = tmp_path / "reference"
+    subprocess.run(cli(*reader(server[0].url), "--out", str(reference)), env=env, check=True,
+                   capture_output=True)
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1"
+    out = tmp_path / "faulty"
+    with transformers_serve(Path(model), port=port):
+        run = subprocess.Popen(cli(*reader(url), "--out", str(out)), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while not (out / "records.jsonl").exists() or \
+                (out / "records.jsonl").read_bytes().count(b"\n") < 3:
+            assert time.monotonic() < deadline and run.poll() is None
+            time.sleep(0.2)
+    # the server is gone; the run goes on and records what failed
+    assert run.wait(timeout=300) == 0
+    failed = [r for r in read_records(out) if r.error]
+    assert failed and all(r.error_stage == "answer" for r in failed)
+    assert len(read_records(out)) == len(read_records(reference)) == 12
+
+    with transformers_serve(Path(model), port=port):
+        subprocess.run(cli(*reader(url), "--out", str(out), "--resume"), env=env, check=True,
+                       capture_output=True)
+
+    def stable(run_dir: Path) -> list[tuple]:
+        return sorted((r.scenario, r.backend, r.probe, r.answer, r.recall_text, r.usage.input_tokens,
+                       r.error) for r in read_records(run_dir))
+
+    assert stable(out) == stable(reference)
