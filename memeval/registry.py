@@ -97,6 +97,9 @@ def _import(target: str, spec: str) -> type:
         raise MemevalError(f"adapter '{spec}' needs the package '{exc.name}' "
                            "(install memeval's extra for it, e.g. pip install 'memeval[local]')"
                            ) from None
+    except Exception as exc:  # a user's module that fails at import time
+        raise MemevalError(f"adapter '{spec}': importing {module_name} failed: "
+                           f"{type(exc).__name__}: {exc}") from None
     try:
         return getattr(module, attr)
     except AttributeError:
@@ -130,6 +133,8 @@ def build(spec: str | T, base: type[T]) -> tuple[str, T]:
         instance = cls(**options)
     except (TypeError, ValueError) as exc:
         raise MemevalError(f"{what} '{spec}': {exc}") from None
+    except Exception as exc:
+        raise MemevalError(f"{what} '{spec}' failed to start: {type(exc).__name__}: {exc}") from None
     shown = ",".join(f"{k}={'***' if _secret(k) else v}" for k, v in options.items())
     return (f"{label}:{shown}" if shown else label), instance
 

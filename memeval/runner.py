@@ -418,8 +418,20 @@ def plan_run(scenarios: Iterable[str | Path | Scenario], backends: Sequence[Any]
     if dup:
         raise MemevalError(f"backend '{dup}' is given twice; give each backend once")
     reader_label, reader_obj = build_reader(reader)
+    _check_reader(reader_label, reader_obj)
     return RunPlan(loaded, built, reader_label, reader_obj, Path(out) if out else _default_out(),
                    seed, limit)
+
+
+def _check_reader(label: str, reader: Reader) -> None:
+    """Load the reader's tokenizer now, so a missing extra is one line, not a traceback mid-run."""
+    try:
+        reader.count_tokens("memeval")
+    except ModuleNotFoundError as exc:
+        raise MemevalError(f"reader '{label}' needs the package '{exc.name}' (install memeval's "
+                           "extra for it: pip install 'memeval[local]' for the Gemma reader)") from None
+    except Exception as exc:
+        raise MemevalError(f"reader '{label}' failed to start: {type(exc).__name__}: {exc}") from None
 
 
 def _factory(spec: Any, built: MemoryBackend) -> Callable[[], MemoryBackend]:

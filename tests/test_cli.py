@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,26 @@ def test_schema_is_a_json_schema_of_the_format() -> None:
     assert schema["$schema"].endswith("2020-12/schema")
     assert {"memeval", "facts", "sessions", "probes"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
+
+
+def test_broken_user_modules_and_readers_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "broken_memory.py").write_text("def oops(:\n")
+    (tmp_path / "picky_memory.py").write_text(
+        "from memeval.adapters.backends.no_memory import NoMemory\n"
+        "class Picky(NoMemory):\n    def __init__(self):\n        raise RuntimeError('no db')\n")
+    (tmp_path / "lost_reader.py").write_text(
+        "from memeval.adapters.readers.extractive import ExtractiveReader\n"
+        "class Lost(ExtractiveReader):\n    def count_tokens(self, text):\n"
+        "        import torch_that_is_not_installed\n")
+    cases = [
+        (["-b", "broken_memory:Thing"], "importing broken_memory failed: SyntaxError"),
+        (["-b", "picky_memory:Picky"], "backend 'picky_memory:Picky' failed to start: RuntimeError: no db"),
+        (["-r", "lost_reader:Lost"], "needs the package 'torch_that_is_not_installed'"),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    for args, message in cases:
+        result = subprocess.run([sys.executable, "-m", "memeval.cli", "run", str(SCENARIOS), *args,
+                                 "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                                env=env)
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
