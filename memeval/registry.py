@@ -33,6 +33,7 @@ BUILTIN = {
     "embedded": "memeval.adapters.readers.embedded:EmbeddedReader",
     "transformers": "memeval.adapters.readers.transformers:TransformersReader",
     "openai": "memeval.adapters.readers.openai:OpenAIReader",
+    "langchain-reader": "memeval.adapters.readers.langchain:LangChainReader",
     "extractive": "memeval.adapters.readers.extractive:ExtractiveReader",
 }
 _SECRET = re.compile(r"(^|_)(api_?key|key|secret|password|passwd|token|auth|credentials?)$", re.I)

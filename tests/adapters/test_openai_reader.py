@@ -132,3 +132,20 @@ def test_server_stopped_mid_run_then_resumed_matches_an_undisturbed_run(
                        r.error) for r in read_records(run_dir))
 
     assert stable(out) == stable(reference)
+
+
+def test_langchain_reader_with_a_real_chat_model(server: tuple[Server, str], tmp_path: Path) -> None:
+    """A LangChain ChatOpenAI object, talking HTTP to the loopback server, as the reader."""
+    from langchain_openai import ChatOpenAI
+
+    from memeval.adapters.readers.langchain import LangChainReader
+
+    served, model = server
+    chat = ChatOpenAI(model=model, base_url=served.url, api_key="not-needed", max_tokens=8,
+                      temperature=0)
+    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"],
+                         reader=LangChainReader(chat), out=tmp_path / "run", limit=2, cache=False)
+    records = read_records(result.run_dir)
+    assert len(records) == 2 and all(r.error is None and r.answer for r in records)
+    assert all(r.usage.input_tokens > 0 and r.usage.output_tokens > 0 for r in records)
+    assert result.manifest.reader_identity["model"] == "ChatOpenAI"
