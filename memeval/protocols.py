@@ -89,6 +89,9 @@ class Answer(_Frozen):
     text: str
     usage: Usage = Usage()
     logprobs: tuple[float, ...] | None = None
+    stats: dict[str, float] = Field(
+        default_factory=dict, description="What only the reader can measure (local models: "
+        "KV-cache bytes, peak GPU memory, tokens per second).")
 
 
 @dataclass

@@ -63,6 +63,8 @@ class ProbeRecord(_Record):
     recall_tokens: int = 0
     answer: str | None = None
     usage: Usage = Usage()
+    reader_stats: dict[str, float] = Field(default_factory=dict,
+                                           description="The reader's own measurements of this call.")
     cached: bool = False
     observe_s: list[float] = Field(default_factory=list,
                                    description="Latency of each observe since the previous probe.")
@@ -210,6 +212,7 @@ class RunResult:
             fp = row.pop("footprint") or {}
             row["footprint_items"], row["footprint_bytes"] = fp.get("items"), fp.get("bytes")
             row.pop("backend_usage")
+            row.update({f"reader_{k}": v for k, v in row.pop("reader_stats").items()})
             row["observe_count"] = len(r.observe_s)
             rows.append(row)
         return pd.DataFrame(rows)

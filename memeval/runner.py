@@ -531,6 +531,7 @@ def _answer_and_write(pending: Iterable[_Pending], service: ReaderService, write
             r.cached, r.answer_s = cached, seconds
             if answer is not None:
                 r.answer, r.usage = answer.text, answer.usage
+                r.reader_stats = {} if cached else dict(answer.stats)  # a cache hit used no GPU
             else:
                 r.error, r.error_stage = error, "answer"
         for p in queue:

@@ -7,6 +7,7 @@ Prompts are batched (left padding, shortest first).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,19 @@ from typing import Any
 from memeval.adapters import quiet_transformers
 from memeval.adapters.readers import PROMPT_ID, build_prompt, first_line
 from memeval.protocols import Answer, Reader, Usage
+
+
+def cache_bytes(cache: Any) -> int:
+    """Bytes held by the key and value tensors of a transformers KV cache."""
+    total = 0
+    for layer in getattr(cache, "layers", None) or []:
+        for name in ("keys", "values"):
+            tensor = getattr(layer, name, None)
+            if tensor is not None and hasattr(tensor, "element_size"):
+                total += tensor.numel() * tensor.element_size()
+    if total == 0 and isinstance(cache, (tuple, list)):  # legacy tuple-of-tuples caches
+        total = sum(t.numel() * t.element_size() for layer in cache for t in layer)
+    return total
 
 
 class TransformersReader(Reader):
@@ -100,22 +114,52 @@ class TransformersReader(Reader):
         prompts = [self._prompt(q, c) for q, c in requests]
         answers: list[Answer | None] = [None] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        cuda = self._model.device.type == "cuda"
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
             batch = tok.pad({"input_ids": [prompts[i] for i in chunk]},
                             return_tensors="pt").to(self._model.device)
+            if cuda:
+                torch.cuda.synchronize(self._model.device)
+                torch.cuda.reset_peak_memory_stats(self._model.device)
+            began = time.perf_counter()
             with torch.inference_mode():
                 out = self._model.generate(
                     **batch, max_new_tokens=self.max_new_tokens, do_sample=False,
-                    stop_strings=["\n"], tokenizer=tok, pad_token_id=tok.pad_token_id)
+                    stop_strings=["\n"], tokenizer=tok, pad_token_id=tok.pad_token_id,
+                    return_dict_in_generate=True)
+            if cuda:
+                torch.cuda.synchronize(self._model.device)
+            seconds = time.perf_counter() - began
             width = batch["input_ids"].shape[1]
+            generated = out.sequences[:, width:]
+            stats = self._stats(out, seconds, int((generated != tok.pad_token_id).sum()), cuda)
             for row, i in enumerate(chunk):
-                new = out[row, width:]
-                new = new[new != tok.pad_token_id]
+                new = generated[row][generated[row] != tok.pad_token_id]
                 text = first_line(tok.decode(new, skip_special_tokens=True))
-                answers[i] = Answer(text=text, usage=Usage(input_tokens=len(prompts[i]),
-                                                           output_tokens=int(new.numel())))
+                answers[i] = Answer(text=text, stats=stats, usage=Usage(
+                    input_tokens=len(prompts[i]), output_tokens=int(new.numel())))
         return [a for a in answers if a is not None]
+
+    def kv_bytes_formula(self, tokens: int) -> int:
+        """2 × layers × KV heads × head dim × bytes per element × tokens."""
+        cfg = self._model.config.get_text_config()
+        kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        return 2 * cfg.num_hidden_layers * kv_heads * head_dim * self._model.dtype.itemsize * tokens
+
+    def _stats(self, out: Any, seconds: float, new_tokens: int, cuda: bool) -> dict[str, float]:
+        import torch
+
+        batch, length = out.sequences.shape
+        # the last generated token is never fed back, so the cache holds one position less
+        stats = {"batch_size": batch, "kv_cache_bytes": cache_bytes(out.past_key_values),
+                 "kv_cache_bytes_formula": self.kv_bytes_formula(batch * (length - 1)),
+                 "tokens_per_s": round(new_tokens / seconds, 3) if seconds else 0.0}
+        if cuda:
+            stats["gpu_peak_allocated_bytes"] = torch.cuda.max_memory_allocated(self._model.device)
+            stats["gpu_peak_reserved_bytes"] = torch.cuda.max_memory_reserved(self._model.device)
+        return stats
 
     def identity(self) -> dict[str, object]:
         device = self.resolved_device()

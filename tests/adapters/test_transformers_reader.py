@@ -66,4 +66,25 @@ def test_runs_on_the_gpu(tiny: Path) -> None:
     answers = reader.answer_many([("What is my dog's name?", "user: Zorblat!")] * 5)
     assert len(answers) == 5 and len({a.text for a in answers}) == 1
     assert reader._model.device.type == "cuda"
+    stats = answers[0].stats
+    assert stats["gpu_peak_allocated_bytes"] > 0
+    assert stats["gpu_peak_reserved_bytes"] >= stats["gpu_peak_allocated_bytes"]
+    assert abs(stats["kv_cache_bytes"] - stats["kv_cache_bytes_formula"]) <= \
+        0.05 * stats["kv_cache_bytes_formula"]
     assert reader.identity()["device"] == "cuda" and reader.identity()["dtype"] == "bfloat16"
+
+
+def test_each_answer_carries_the_readers_measurements(tiny: Path, tmp_path: Path) -> None:
+    reader = TransformersReader(model=str(tiny), device="cpu", max_new_tokens=6, batch_size=4)
+    answers = reader.answer_many([(f"Question {i}?", "user: note " * (i + 1)) for i in range(3)])
+    stats = answers[0].stats
+    assert stats["batch_size"] == 3 and stats["tokens_per_s"] > 0
+    # a Llama cache keeps every position: measured bytes equal the formula
+    assert stats["kv_cache_bytes"] == stats["kv_cache_bytes_formula"] > 0
+    assert "gpu_peak_allocated_bytes" not in stats  # CPU: no GPU figures
+    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], limit=2,
+                         reader=f"transformers:model={tiny},device=cpu,max_new_tokens=4",
+                         out=tmp_path / "run", cache=False)
+    records = read_records(result.run_dir)
+    assert all(r.reader_stats["kv_cache_bytes"] > 0 for r in records)
+    assert "reader_kv_cache_bytes" in result.records().columns

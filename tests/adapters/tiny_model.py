@@ -11,8 +11,10 @@ CORPUS = [
 ]
 
 
-def build_tiny_model(folder: Path, layers: int = 2, hidden: int = 64) -> Path:
-    """Write a Llama-architecture model of a few hundred thousand parameters to `folder`."""
+def build_tiny_model(folder: Path, layers: int = 2, hidden: int = 64, heads: int = 4,
+                     kv_heads: int = 2, intermediate: int | None = None) -> Path:
+    """Write a Llama-architecture model to `folder` (default: a few hundred thousand
+    parameters; the GPU benchmark asks for about 1B)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -25,13 +27,13 @@ def build_tiny_model(folder: Path, layers: int = 2, hidden: int = 64) -> Path:
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>",
                                         pad_token="<pad>", bos_token="<s>", eos_token="</s>")
     config = LlamaConfig(vocab_size=core.get_vocab_size(), hidden_size=hidden,
-                         intermediate_size=hidden * 2, num_hidden_layers=layers,
-                         num_attention_heads=4, num_key_value_heads=2,
+                         intermediate_size=intermediate or hidden * 2, num_hidden_layers=layers,
+                         num_attention_heads=heads, num_key_value_heads=kv_heads,
                          max_position_embeddings=4096, pad_token_id=tokenizer.pad_token_id,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     import torch
 
     torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
