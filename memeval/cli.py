@@ -82,6 +82,10 @@ def run(
         min=1, help="Reader requests in flight at once (for remote readers).")] = 1,
     retries: Annotated[int, typer.Option(
         min=0, help="Further attempts after a 429, 5xx, timeout or connection error.")] = 3,
+    control: Annotated[bool, typer.Option(
+        help="Run the no-memory control, which measures memorization.")] = True,
+    prices: Annotated[Path | None, typer.Option(
+        help="Price table (YAML/JSON) for token cost in money.")] = None,
 ) -> None:
     """Replay scenarios into each backend, ask every probe, score, and print the table."""
     from rich.progress import (
@@ -94,10 +98,13 @@ def run(
     )
 
     from memeval.runner import DEFAULT_BACKENDS, CallPolicy, execute, plan_run
+    from memeval.scoring.prices import load_prices
 
     try:
         with console.status("loading scenarios and adapters…"):
-            plan = plan_run(paths, backend or list(DEFAULT_BACKENDS), reader, out, seed, limit)
+            table = load_prices(prices) if prices else None
+            plan = plan_run(paths, backend or list(DEFAULT_BACKENDS), reader, out, seed, limit,
+                            control)
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=console,
                             transient=False)
@@ -110,7 +117,8 @@ def run(
 
         with progress:
             result = execute(plan, resume=resume, cache=cache, command=sys.argv, progress=hook,
-                             policy=CallPolicy(max_concurrency=max_concurrency, retries=retries))
+                             policy=CallPolicy(max_concurrency=max_concurrency, retries=retries),
+                             prices=table)
     except KeyboardInterrupt:
         err.print(f"interrupted: records so far are kept; continue with "
                   f"`memeval run ... --out {plan.out} --resume`")
@@ -141,9 +149,21 @@ def validate(
 
 
 @app.command()
-def score(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+def score(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    prices: Annotated[Path | None, typer.Option(
+        help="Price table (YAML/JSON); kept in the run directory for later re-scoring.")] = None,
+) -> None:
     """Recompute scores.json from records.jsonl alone (no model is called)."""
-    from memeval.results import SCORES, read_manifest, read_records, write_json_atomic
+    from memeval.results import (
+        PRICES,
+        SCORES,
+        read_manifest,
+        read_prices,
+        read_records,
+        write_json_atomic,
+    )
+    from memeval.scoring.prices import load_prices
     from memeval.scoring.scores import compute_scores
 
     try:
@@ -151,9 +171,12 @@ def score(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> 
         records = read_records(run_dir)
         if not records:
             raise MemevalError(f"{run_dir}: no records to score")
+        table = load_prices(prices) if prices else read_prices(run_dir)
     except MemevalError as exc:
         raise _fail(exc) from None
-    scores = compute_scores(records, manifest.backends)
+    if prices and table is not None:
+        write_json_atomic(run_dir / PRICES, table.model_dump())
+    scores = compute_scores(records, manifest.backends, table)
     write_json_atomic(run_dir / SCORES, scores)
     console.print(results_table(scores, f"memeval score · {run_dir}"))
 

@@ -15,9 +15,12 @@ from memeval.protocols import Footprint, RecallItem, Usage
 if TYPE_CHECKING:
     import pandas as pd
 
+    from memeval.scoring.prices import PriceTable
+
 RECORDS = "records.jsonl"
 MANIFEST = "manifest.json"
 SCORES = "scores.json"
+PRICES = "prices.json"
 
 
 class _Record(BaseModel):
@@ -40,6 +43,32 @@ class EvidenceTurn(_Record):
     text: str
     sessions_ago: int
     tokens_ago: int
+
+
+class CanaryExposure(_Record):
+    """How readily the reader produces a planted secret, with and without memory."""
+
+    fact: str
+    candidates: int
+    rank_with_memory: int = Field(description="Rank of the true secret by likelihood (1 = best).")
+    rank_without_memory: int
+
+
+class EssPoint(_Record):
+    """Effective state size at one position of the reader's prompt, per layer and head."""
+
+    label: str = Field(description="session_boundary, fact:<id> or probe.")
+    token: int
+    values: dict[str, list[list[float]]] = Field(
+        description="Metric (tol_1e-2, tol_1e-3, entropy; `_nosink` without the first column) "
+        "to a layers × heads table.")
+
+
+class JudgeVerdict(_Record):
+    """A second opinion on an answer from an LLM judge."""
+
+    correct: bool | None = Field(description="None when the judge's reply could not be read.")
+    reply: str
 
 
 class ProbeRecord(_Record):
@@ -73,6 +102,15 @@ class ProbeRecord(_Record):
     footprint: Footprint | None = None
     backend_usage: Usage = Usage()
     peak_rss_bytes: int = 0
+    tokens_observed: int = Field(0, description="Conversation tokens replayed before this probe.")
+    copied_span: int = Field(0, description="Longest run of conversation words the answer copies.")
+    answer_logprobs: list[float] | None = None
+    control: bool = Field(False, description="A record of the automatic no-memory control.")
+    memorized: bool | None = Field(None, description="The no-memory control answered this probe "
+                                   "correctly: it tests the model, not the memory.")
+    canary: list[CanaryExposure] = Field(default_factory=list)
+    ess: list[EssPoint] = Field(default_factory=list)
+    judge: JudgeVerdict | None = None
     error: str | None = None
     error_stage: str | None = None
 
@@ -99,6 +137,7 @@ class Manifest(_Record):
     reader: str
     reader_identity: dict[str, Any]
     backends: list[str]
+    control: str | None = Field(None, description="The no-memory control's backend label.")
     scenarios: list[ScenarioEntry]
     versions: dict[str, str]
     git_commit: str | None
@@ -111,6 +150,7 @@ class Manifest(_Record):
         return {
             "seed": self.seed, "limit": self.limit, "reader": self.reader,
             "reader_identity": self.reader_identity, "backends": self.backends,
+            "control": self.control,
             "scenarios": [(s.id, s.sha256) for s in self.scenarios],
         }
 
@@ -185,6 +225,16 @@ def read_manifest(run_dir: Path) -> Manifest:
         raise MemevalError(f"{path}: not a memeval manifest ({exc.errors()[0]['msg']})") from None
 
 
+def read_prices(run_dir: Path) -> PriceTable | None:
+    """The price table a run was given, if any."""
+    from memeval.scoring.prices import PriceTable
+
+    path = Path(run_dir) / PRICES
+    if not path.exists():
+        return None
+    return PriceTable.model_validate_json(path.read_text(encoding="utf-8"))
+
+
 class RunResult:
     """A finished (or partial) run directory, with pandas views."""
 
@@ -206,7 +256,10 @@ class RunResult:
 
         rows = []
         for r in read_records(self.run_dir):
-            row = r.model_dump(exclude={"recall_items", "expected", "evidence", "observe_s"})
+            row = r.model_dump(exclude={"recall_items", "expected", "evidence", "observe_s",
+                                        "answer_logprobs", "canary", "ess"})
+            judge = row.pop("judge")
+            row["judge_correct"] = judge["correct"] if judge else None
             usage = row.pop("usage")
             row["input_tokens"], row["output_tokens"] = usage["input_tokens"], usage["output_tokens"]
             fp = row.pop("footprint") or {}

@@ -30,6 +30,7 @@ from memeval.protocols import Answer, CellContext, MemoryBackend, Query, Reader
 from memeval.registry import build_backend, build_reader
 from memeval.results import (
     MANIFEST,
+    PRICES,
     SCORES,
     EvidenceTurn,
     ExpectedFact,
@@ -39,17 +40,23 @@ from memeval.results import (
     RunResult,
     ScenarioEntry,
     read_manifest,
+    read_prices,
     read_records,
     rewrite_records,
     write_json_atomic,
 )
-from memeval.scenario.schema import Probe, Scenario
+from memeval.scenario.schema import Probe, ProbeKind, Scenario
 from memeval.scenario.timeline import Event, TimelineSession, build_timeline
 from memeval.scenario.validate import load_scenario, scenario_files
+from memeval.scoring.prices import PriceTable, load_prices
+from memeval.scoring.retention import answer_correct
 from memeval.scoring.scores import compute_scores
+from memeval.scoring.verbatim import Conversation
 
 DEFAULT_BACKENDS = ("full_context", "no_memory", "oracle")
 DEFAULT_READER = "embedded"
+#: The backend whose answers measure memorization: the reader with no memory at all.
+CONTROL = "no_memory"
 #: Reader tokens kept free for the instructions, the question and the answer.
 PROMPT_RESERVE = 512
 _VERSIONED = ("memeval", "pydantic", "pyyaml", "torch", "transformers", "chromadb",
@@ -257,6 +264,8 @@ class CachedReader(Reader):
 class _Pending:
     record: ProbeRecord
     context: str
+    said: Conversation
+    said_words: int
 
 
 class _Cell:
@@ -267,6 +276,7 @@ class _Cell:
         self.ls, self.label, self.backend = ls, label, backend
         self.reader_label, self.count = reader_label, count
         self.context = context
+        self.said = Conversation()
 
     def replay(self, wanted: set[str]) -> Iterable[_Pending]:
         s = self.ls.scenario
@@ -293,6 +303,7 @@ class _Cell:
                 if broken is None:
                     broken = self._observe(event, observe_s)
                 for turn in event.turns:
+                    self.said.add(turn.text)
                     tokens_seen += self.count(turn.text)
                     turn_at[turn.id] = (sessions_seen, tokens_seen, turn.text)
                     for fid in event.plants.get(turn.id, ()):
@@ -306,9 +317,11 @@ class _Cell:
             remaining.discard(probe.id)
             record = self._record(probe, fact_at, turn_at, sessions_seen, tokens_seen)
             record.observe_s, observe_s = observe_s, []
+            record.tokens_observed = tokens_seen
+            said_words = len(self.said.words)
             if broken is not None:
                 record.error, record.error_stage = broken, broken.split(":")[0]
-                yield _Pending(record, "")
+                yield _Pending(record, "", self.said, said_words)
                 continue
             try:
                 start = time.perf_counter()
@@ -322,7 +335,7 @@ class _Cell:
             except Exception as exc:
                 record.error, record.error_stage = _error(exc), "recall"
             record.peak_rss_bytes = _peak_rss()
-            yield _Pending(record, record.recall_text)
+            yield _Pending(record, record.recall_text, self.said, said_words)
 
     def _observe(self, session: TimelineSession, observe_s: list[float]) -> str | None:
         try:
@@ -392,6 +405,12 @@ class RunPlan:
     out: Path
     seed: int
     limit: int | None
+    control: str | None = None
+
+    def cells(self) -> list[tuple[str, Callable[[], MemoryBackend]]]:
+        """Backends in the order cells run: the no-memory control first, so that other
+        records can say whether their probe is answerable without memory."""
+        return sorted(self.backends, key=lambda b: b[0] != self.control)
 
     def probe_ids(self, ls: LoadedScenario) -> list[str]:
         ids = [p.id for p in ls.probes]
@@ -403,7 +422,8 @@ class RunPlan:
 
 
 def plan_run(scenarios: Iterable[str | Path | Scenario], backends: Sequence[Any],
-             reader: Any, out: str | Path | None, seed: int, limit: int | None) -> RunPlan:
+             reader: Any, out: str | Path | None, seed: int, limit: int | None,
+             control: bool = True) -> RunPlan:
     loaded = load_scenarios(scenarios)
     if not backends:
         raise MemevalError("no backends given (e.g. --backend full_context)")
@@ -419,8 +439,10 @@ def plan_run(scenarios: Iterable[str | Path | Scenario], backends: Sequence[Any]
         raise MemevalError(f"backend '{dup}' is given twice; give each backend once")
     reader_label, reader_obj = build_reader(reader)
     _check_reader(reader_label, reader_obj)
+    if control and CONTROL not in labels:
+        built.append((CONTROL, _factory(CONTROL, build_backend(CONTROL)[1])))
     return RunPlan(loaded, built, reader_label, reader_obj, Path(out) if out else _default_out(),
-                   seed, limit)
+                   seed, limit, CONTROL if control else None)
 
 
 def _check_reader(label: str, reader: Reader) -> None:
@@ -450,7 +472,7 @@ def _manifest(plan: RunPlan, command: list[str]) -> Manifest:
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         command=command, seed=plan.seed, limit=plan.limit, reader=plan.reader_label,
         reader_identity=ReaderService(plan.reader, None).identity,
-        backends=[label for label, _ in plan.backends],
+        backends=[label for label, _ in plan.backends], control=plan.control,
         scenarios=[ScenarioEntry(id=ls.scenario.id, path=ls.path, sha256=ls.sha256,
                                  probes=len(plan.probe_ids(ls))) for ls in plan.scenarios],
         versions=_versions(), git_commit=_git_commit())
@@ -458,12 +480,12 @@ def _manifest(plan: RunPlan, command: list[str]) -> Manifest:
 
 def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
             command: list[str] | None = None, progress: ProgressHook | None = None,
-            policy: CallPolicy = CallPolicy()) -> RunResult:
+            policy: CallPolicy = CallPolicy(), prices: PriceTable | None = None) -> RunResult:
     """Run every cell of `plan`, writing the run directory; return its result."""
     out = plan.out
     manifest = _manifest(plan, command or [])
     manifest.call_policy = asdict(policy)
-    done: set[tuple[str, str, str, str]] = set()
+    kept: list[ProbeRecord] = []
     if (out / MANIFEST).exists():
         if not resume:
             raise MemevalError(f"{out} already holds a run; pass --resume to continue it "
@@ -472,14 +494,25 @@ def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
         if old.fingerprint() != manifest.fingerprint():
             raise MemevalError(f"{out} was made with a different configuration (scenarios, "
                                "backends, reader, seed or limit); use a new --out")
-        kept = [r for r in read_records(out, repair=True) if r.error is None]
-        unique = list({r.key: r for r in kept}.values())
-        rewrite_records(out, unique)  # failed probes are asked again
-        done = {r.key for r in unique}
+        ok = [r for r in read_records(out, repair=True) if r.error is None]
+        kept = list({r.key: r for r in ok}.values())
+        rewrite_records(out, kept)  # failed probes are asked again
         manifest.created = old.created
         manifest.resumed = [*old.resumed, datetime.now(UTC).isoformat(timespec="seconds")]
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / MANIFEST, manifest.model_dump())
+    if prices is not None:
+        write_json_atomic(out / PRICES, prices.model_dump())
+    prices = prices or read_prices(out)
+    done = {r.key for r in kept}
+    memorized = {(r.scenario, r.probe): _control_correct(r) for r in kept if r.control}
+
+    def finish(record: ProbeRecord) -> None:
+        if record.backend == plan.control:
+            record.control = True
+            memorized[(record.scenario, record.probe)] = _control_correct(record)
+        else:
+            record.memorized = memorized.get((record.scenario, record.probe))
 
     count = _TokenCounter(plan.reader)
     service = ReaderService(plan.reader, CallCache() if cache else None, policy)
@@ -488,7 +521,7 @@ def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
     try:
         for ls in plan.scenarios:
             ids = plan.probe_ids(ls)
-            for label, make_backend in plan.backends:
+            for label, make_backend in plan.cells():
                 wanted = {pid for pid in ids
                           if (ls.scenario.id, label, plan.reader_label, pid) not in done}
                 if progress:
@@ -503,15 +536,22 @@ def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
                     reader=CachedReader(service),
                     cached=lambda reader: CachedReader(ReaderService(reader, service.cache)))
                 cell = _Cell(ls, label, backend, plan.reader_label, count, context)
-                _answer_and_write(cell.replay(wanted), service, writer, progress,
+                _answer_and_write(cell.replay(wanted), service, writer, progress, finish,
                                   batch=max(16, 2 * policy.max_concurrency))
                 close = getattr(backend, "close", None)
                 if callable(close):
                     close()
     finally:
         writer.close()
-    write_json_atomic(out / SCORES, compute_scores(read_records(out), manifest.backends))
+    write_json_atomic(out / SCORES, compute_scores(read_records(out), manifest.backends, prices))
     return RunResult(out)
+
+
+def _control_correct(record: ProbeRecord) -> bool | None:
+    """Whether the no-memory control answered a probe that has an answer to give."""
+    if record.error is not None or record.kind == ProbeKind.abstention:
+        return None
+    return answer_correct(record)
 
 
 def _slug(text: str) -> str:
@@ -519,7 +559,8 @@ def _slug(text: str) -> str:
 
 
 def _answer_and_write(pending: Iterable[_Pending], service: ReaderService, writer: RecordWriter,
-                      progress: ProgressHook | None, batch: int) -> None:
+                      progress: ProgressHook | None, finish: Callable[[ProbeRecord], None],
+                      batch: int) -> None:
     """Answer recalled probes in batches (cache first) and write each record."""
     queue: list[_Pending] = []
 
@@ -532,9 +573,12 @@ def _answer_and_write(pending: Iterable[_Pending], service: ReaderService, write
             if answer is not None:
                 r.answer, r.usage = answer.text, answer.usage
                 r.reader_stats = {} if cached else dict(answer.stats)  # a cache hit used no GPU
+                r.answer_logprobs = list(answer.logprobs) if answer.logprobs is not None else None
+                r.copied_span = p.said.longest_copied_span(answer.text, p.said_words)
             else:
                 r.error, r.error_stage = error, "answer"
         for p in queue:
+            finish(p.record)
             writer.write(p.record)
             if progress:
                 progress("", 1)
@@ -552,7 +596,8 @@ def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
         backends: Sequence[str | MemoryBackend | type[MemoryBackend]] = DEFAULT_BACKENDS,
         reader: str | Reader = DEFAULT_READER, out: str | Path | None = None, seed: int = 0,
         limit: int | None = None, resume: bool = False, cache: bool = True,
-        max_concurrency: int = 1, retries: int = 3) -> RunResult:
+        max_concurrency: int = 1, retries: int = 3, control: bool = True,
+        prices: str | Path | None = None) -> RunResult:
     """Evaluate memory backends on scenarios and return the run's result.
 
     Args:
@@ -567,12 +612,15 @@ def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
         cache: Use the persistent call cache.
         max_concurrency: Reader requests in flight at once (for remote readers).
         retries: Further attempts after a 429, 5xx, timeout or connection error.
+        control: Also run the no-memory control, which measures memorization.
+        prices: A price table file (YAML or JSON) to report token cost in money.
 
     Returns:
         A `RunResult` with `records()` and `scores()` as pandas DataFrames.
     """
     if isinstance(scenarios, (str, Path, Scenario)):
         scenarios = [scenarios]
-    plan = plan_run(scenarios, backends, reader, out, seed, limit)
+    plan = plan_run(scenarios, backends, reader, out, seed, limit, control)
     return execute(plan, resume=resume, cache=cache, command=["memeval.run"],
-                   policy=CallPolicy(max_concurrency=max_concurrency, retries=retries))
+                   policy=CallPolicy(max_concurrency=max_concurrency, retries=retries),
+                   prices=load_prices(prices) if prices else None)

@@ -74,6 +74,15 @@ def test_run_prints_the_table_and_score_reproduces_it(tmp_path: Path) -> None:
     result = runner.invoke(app, ["score", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "scores.json").read_bytes() == before
+    # a price table given to `score` is kept, so scoring again gives the same bytes
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("models:\n  extractive: {input: 0.5, output: 1.5}\n")
+    assert runner.invoke(app, ["score", str(out), "--prices", str(prices)]).exit_code == 0
+    priced = json.loads((out / "scores.json").read_text())
+    assert priced["cells"][0]["tokens"]["cost"]["currency"] == "USD"
+    with_prices = (out / "scores.json").read_bytes()
+    assert runner.invoke(app, ["score", str(out)]).exit_code == 0
+    assert (out / "scores.json").read_bytes() == with_prices
 
 
 def test_score_on_a_folder_that_is_not_a_run(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 import memeval
 from memeval.errors import MemevalError
+from memeval.protocols import Answer, Usage
 from memeval.results import RECORDS, read_records
 from memeval.scenario import load_scenario
 
@@ -42,6 +43,40 @@ def test_bundled_scenarios_reference_backends(tmp_path: Path) -> None:
     assert not bob["recall_text"].str.contains("Zorblat").any()
     scores = result.scores()
     assert {"backend", "kind", "evidence_retention", "answer_retention"} <= set(scores.columns)
+
+
+class KnowsTheDog(EchoReader):
+    """Answers every question with the dog's name, memory or not: a model that memorized it."""
+
+    def answer(self, question: str, context: str) -> Answer:
+        return Answer(text="Zorblat", usage=Usage(input_tokens=len(context.split()), output_tokens=1))
+
+    def identity(self) -> dict[str, object]:
+        return {"reader": "knows-the-dog"}
+
+
+def test_the_control_flags_probes_the_reader_answers_without_memory(tmp_path: Path) -> None:
+    scenario = load_scenario(SCENARIOS / "pets-and-moves.yaml")
+    result = memeval.run(scenario, backends=["oracle"], reader=KnowsTheDog(), out=tmp_path / "r")
+    records = read_records(result.run_dir)
+    assert {r.backend for r in records if r.control} == {"no_memory"}
+    oracle = {r.probe: r for r in records if r.backend == "oracle"}
+    assert oracle["dog"].memorized is True
+    assert oracle["where_now"].memorized is False and oracle["cat"].memorized is None
+    cells = {c["backend"]: c for c in result.scores_json["cells"]}
+    recall_probes = sum(r.kind in {"recall", "update", "preference"} for r in oracle.values())
+    memo = cells["oracle"]["leakage"]["memorization"]
+    assert memo["n"] == recall_probes and memo["value"] == round(1 / recall_probes, 6)
+    assert memo["probes"] == ["pets-and-moves/dog"]
+    assert cells["oracle"]["memorized_probes"] == 1
+    assert result.manifest.control == "no_memory"
+    # the user's own no_memory backend is the control; it is not run twice
+    again = memeval.run(scenario, backends=["no_memory", "oracle"], reader=KnowsTheDog(),
+                        out=tmp_path / "r2")
+    assert [c["backend"] for c in again.scores_json["cells"]] == ["no_memory", "oracle"]
+    off = memeval.run(scenario, backends=["oracle"], reader=KnowsTheDog(), out=tmp_path / "r3",
+                      control=False)
+    assert all(r.memorized is None and not r.control for r in read_records(off.run_dir))
 
 
 def test_full_context_lies_between_when_the_budget_is_tight(tmp_path: Path) -> None:
@@ -86,12 +121,13 @@ def test_backend_errors_are_recorded_and_the_run_goes_on(tmp_path: Path) -> None
 def test_reader_errors_are_not_cached_and_resume_retries_them(tmp_path: Path) -> None:
     scenario = load_scenario(SCENARIOS / "pets-and-moves.yaml")
     out = tmp_path / "run"
-    memeval.run(scenario, backends=["oracle"], reader=EchoReader(fail_on="vet"), out=out)
+    memeval.run(scenario, backends=["oracle"], reader=EchoReader(fail_on="vet"), out=out,
+                control=False)
     first = {r.probe: r for r in read_records(out)}
     assert first["vet_name"].error == "ConnectionError: server went away"
     assert first["vet_name"].error_stage == "answer"
     reader = EchoReader()
-    memeval.run(scenario, backends=["oracle"], reader=reader, out=out, resume=True)
+    memeval.run(scenario, backends=["oracle"], reader=reader, out=out, resume=True, control=False)
     after = {r.probe: r for r in read_records(out)}
     assert len(read_records(out)) == len(after) == 6
     assert after["vet_name"].error is None and after["vet_name"].answer

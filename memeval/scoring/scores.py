@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
 from memeval.results import ProbeRecord
+from memeval.scenario.schema import LEAKAGE_KINDS
+from memeval.scoring.curve import retention_curve
+from memeval.scoring.prices import PriceTable
 from memeval.scoring.retention import answer_correct, evidence_share, violates
-from memeval.scoring.stats import rate, summary
+from memeval.scoring.stats import DIGITS, pearson, rate, summary
+from memeval.scoring.verbatim import VERBATIM_WORDS
 
-SCORES_FORMAT = 1
+SCORES_FORMAT = 2
+_GPU_STATS = ("gpu_peak_allocated_bytes", "gpu_peak_reserved_bytes", "kv_cache_bytes")
 
 
 def _retention(records: list[ProbeRecord]) -> dict[str, Any]:
@@ -25,48 +31,176 @@ def _by_scenario(records: list[ProbeRecord]) -> dict[str, list[ProbeRecord]]:
     return groups
 
 
-def score_cell(records: list[ProbeRecord]) -> dict[str, Any]:
+def _memory(ok: list[ProbeRecord]) -> dict[str, Any]:
+    """Memory usage M = max over the timeline of each kind of memory held, and efficiency =
+    processed tokens / M, summed over scenarios (each is its own timeline)."""
+    kinds: dict[str, Any] = {
+        "footprint": lambda r: r.footprint.bytes if r.footprint else 0,
+        "peak_rss": lambda r: r.peak_rss_bytes,
+        **{k.removesuffix("_bytes"): (lambda r, k=k: int(r.reader_stats.get(k, 0)))
+           for k in _GPU_STATS},
+    }
+    usage: dict[str, int] = {}
+    efficiency: dict[str, float | None] = {}
+    groups = _by_scenario(ok).values()
+    processed = sum(max(r.tokens_observed for r in rs) for rs in groups)
+    for name, held in kinds.items():
+        per_scenario = [max(held(r) for r in rs) for rs in groups]
+        usage[name] = max(per_scenario, default=0)
+        total = sum(per_scenario)
+        efficiency[name] = round(processed / total, DIGITS) if total else None
+    return {"usage_bytes": usage, "processed_tokens": processed,
+            "efficiency_tokens_per_byte": efficiency,
+            "footprint_series": [[r.scenario, r.probe, r.tokens_observed, r.footprint.bytes]
+                                 for r in ok if r.footprint is not None]}
+
+
+def _tokens(ok: list[ProbeRecord], prices: PriceTable | None) -> dict[str, Any]:
+    # backend usage is cumulative within a scenario: take each scenario's last value
+    last = [max(rs, key=lambda r: r.backend_usage.input_tokens + r.backend_usage.output_tokens)
+            for rs in _by_scenario(ok).values()]
+    backend_in = sum(r.backend_usage.input_tokens for r in last)
+    backend_out = sum(r.backend_usage.output_tokens for r in last)
+    tokens: dict[str, Any] = {
+        "recalled": summary([r.recall_tokens for r in ok]),
+        "reader_input": summary([r.usage.input_tokens for r in ok]),
+        "reader_output": summary([r.usage.output_tokens for r in ok]),
+        "backend_input": backend_in,
+        "backend_output": backend_out,
+    }
+    if prices is not None and ok:
+        # cached answers cost nothing now, but the figure is what the run's answers cost
+        fresh_in = sum(r.usage.input_tokens for r in ok)
+        fresh_out = sum(r.usage.output_tokens for r in ok)
+        reader = prices.cost(ok[0].reader, fresh_in, fresh_out)
+        backend = prices.cost(ok[0].backend, backend_in, backend_out, fallback=ok[0].reader)
+        if not backend_in and not backend_out:
+            backend = 0.0
+        total = None if reader is None or backend is None else reader + backend
+        tokens["cost"] = {
+            "currency": prices.currency,
+            "reader": None if reader is None else round(reader, DIGITS),
+            "backend": None if backend is None else round(backend, DIGITS),
+            "total": None if total is None else round(total, DIGITS),
+            "per_probe": None if total is None else round(total / len(ok), DIGITS),
+        }
+    return tokens
+
+
+def _canary(ok: list[ProbeRecord]) -> dict[str, Any] | None:
+    def exposure(candidates: int, rank: int) -> float:
+        return math.log2(candidates) - math.log2(rank)
+
+    rows = [(c, r) for r in ok for c in r.canary]
+    if not rows:
+        return None
+    with_memory = [exposure(c.candidates, c.rank_with_memory) for c, _ in rows]
+    without = [exposure(c.candidates, c.rank_without_memory) for c, _ in rows]
+    return {"n": len(rows),
+            "exposure_with_memory": round(sum(with_memory) / len(rows), DIGITS),
+            "exposure_without_memory": round(sum(without) / len(rows), DIGITS),
+            "max_exposure_bits": round(max(math.log2(c.candidates) for c, _ in rows), DIGITS)}
+
+
+def _ess(ok: list[ProbeRecord]) -> dict[str, Any] | None:
+    """Mean ESS (over layers and heads) by where it was taken, and at the probe against
+    whether the probe was answered."""
+    points = [(p, r) for r in ok for p in r.ess]
+    if not points:
+        return None
+
+    def mean(table: list[list[float]]) -> float:
+        flat = [v for row in table for v in row]
+        return sum(flat) / len(flat)
+
+    out: dict[str, Any] = {}
+    for metric in sorted(points[0][0].values):
+        by_where: dict[str, list[float]] = defaultdict(list)
+        at_probe: list[tuple[float, float]] = []
+        for p, r in points:
+            where = p.label.split(":")[0]
+            by_where[where].append(mean(p.values[metric]))
+            correct = answer_correct(r)
+            if where == "probe" and correct is not None:
+                at_probe.append((mean(p.values[metric]), float(correct)))
+        out[metric] = {
+            **{where: summary(values) for where, values in sorted(by_where.items())},
+            "probe_vs_correct_r": pearson(at_probe),
+        }
+    return out
+
+
+def _judge(ok: list[ProbeRecord]) -> dict[str, Any] | None:
+    pairs = [(c, r.judge.correct) for r in ok
+             if r.judge is not None and r.judge.correct is not None
+             and (c := answer_correct(r)) is not None]
+    if not any(r.judge is not None for r in ok):
+        return None
+    return {"agreement": rate([float(a == b) for a, b in pairs]),
+            "judge_answer_retention": rate([float(b) for _, b in pairs]),
+            "unreadable": sum(r.judge is not None and r.judge.correct is None for r in ok)}
+
+
+def score_cell(records: list[ProbeRecord], prices: PriceTable | None = None,
+               memorization: dict[str, Any] | None = None) -> dict[str, Any]:
     """Scores of one (backend, reader) cell over all its scenarios."""
     ok = [r for r in records if r.error is None]
     by_kind: dict[str, list[ProbeRecord]] = defaultdict(list)
     for r in ok:
         by_kind[r.kind].append(r)
     violations = [float(v) for r in ok if (v := violates(r)) is not None]
-    footprints = [r.footprint for r in ok if r.footprint is not None]
+    answered = [r for r in ok if r.answer is not None]
     observe = [s for r in ok for s in r.observe_s]
+    memory_only = [r for r in ok if not r.memorized]
     return {
         "backend": records[0].backend,
         "reader": records[0].reader,
+        "control": records[0].control,
         "probes": len(records),
         "errors": len(records) - len(ok),
         "scenarios": sorted({r.scenario for r in records}),
         **_retention(ok),
+        "answer_retention_memory_only": _retention(memory_only)["answer_retention"],
+        "memorized_probes": sum(bool(r.memorized) for r in ok),
         "by_kind": {kind: _retention(rs) for kind, rs in sorted(by_kind.items())},
-        "leakage": {"violation_rate": rate(violations)},
-        "tokens": {
-            "recalled": summary([r.recall_tokens for r in ok]),
-            "reader_input": summary([r.usage.input_tokens for r in ok]),
-            "reader_output": summary([r.usage.output_tokens for r in ok]),
-            # backend usage is cumulative within a scenario: take each scenario's last value
-            "backend_input": sum(max(r.backend_usage.input_tokens for r in rs)
-                                 for rs in _by_scenario(ok).values()),
-            "backend_output": sum(max(r.backend_usage.output_tokens for r in rs)
-                                  for rs in _by_scenario(ok).values()),
+        "retention_curve": retention_curve(ok),
+        "leakage": {
+            "violation_rate": rate(violations),
+            "memorization": memorization,
+            "verbatim_words": VERBATIM_WORDS,
+            "verbatim_rate": rate([float(r.copied_span >= VERBATIM_WORDS) for r in answered]),
+            "canary": _canary(ok),
         },
+        "tokens": _tokens(ok, prices),
         "latency_s": {
             "observe": summary(observe),
             "recall": summary([r.recall_s for r in ok if r.recall_s is not None]),
             "answer": summary([r.answer_s for r in ok if r.answer_s is not None and not r.cached]),
         },
+        "memory": _memory(ok),
         "footprint": {
-            "peak_bytes": max((f.bytes for f in footprints), default=0),
-            "peak_items": max((f.items for f in footprints), default=0),
+            "peak_bytes": max((r.footprint.bytes for r in ok if r.footprint), default=0),
+            "peak_items": max((r.footprint.items for r in ok if r.footprint), default=0),
         },
         "peak_rss_bytes": max((r.peak_rss_bytes for r in ok), default=0),
+        "ess": _ess(ok),
+        "judge": _judge(ok),
     }
 
 
-def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None) -> dict[str, Any]:
+def memorization_ratio(control: list[ProbeRecord]) -> dict[str, Any] | None:
+    """Share of probes with an answer to give that the no-memory control answers correctly."""
+    verdicts = [float(c) for r in control if r.error is None and r.kind not in LEAKAGE_KINDS
+                and r.kind != "abstention" and (c := answer_correct(r)) is not None]
+    found = rate(verdicts)
+    if found is None:
+        return None
+    return {**found, "probes": sorted(f"{r.scenario}/{r.probe}" for r in control
+                                      if r.kind != "abstention" and answer_correct(r))}
+
+
+def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None,
+                   prices: PriceTable | None = None) -> dict[str, Any]:
     """The whole scores.json payload, independent of the order of the records.
 
     Cells follow `backends` (the order the run was given them), then by name.
@@ -75,4 +209,8 @@ def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None
     cells: dict[tuple[str, str], list[ProbeRecord]] = {}
     for r in sorted(records, key=lambda r: (rank.get(r.backend, len(rank)), r.key)):
         cells.setdefault((r.backend, r.reader), []).append(r)
-    return {"format": SCORES_FORMAT, "cells": [score_cell(rs) for rs in cells.values()]}
+    controls = {reader: memorization_ratio(rs) for (_, reader), rs in cells.items()
+                if rs[0].control}
+    return {"format": SCORES_FORMAT,
+            "cells": [score_cell(rs, prices, controls.get(reader))
+                      for (_, reader), rs in cells.items()]}

@@ -50,3 +50,18 @@ def summary(values: Sequence[float]) -> dict[str, Any]:
         "p95": percentile(values, 95),
         "total": round(float(sum(values)), DIGITS),
     }
+
+
+def pearson(pairs: Sequence[tuple[float, float]]) -> float | None:
+    """Pearson correlation of (x, y) pairs; None when either side does not vary."""
+    n = len(pairs)
+    if n < 2:
+        return None
+    mx = sum(x for x, _ in pairs) / n
+    my = sum(y for _, y in pairs) / n
+    sxy = sum((x - mx) * (y - my) for x, y in pairs)
+    sxx = sum((x - mx) ** 2 for x, _ in pairs)
+    syy = sum((y - my) ** 2 for _, y in pairs)
+    if sxx == 0 or syy == 0:
+        return None
+    return round(sxy / math.sqrt(sxx * syy), DIGITS)

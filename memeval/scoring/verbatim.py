@@ -1,0 +1,53 @@
+"""Verbatim reproduction: the longest run of conversation words an answer copies."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from memeval.scoring.match import normalize
+
+_WORD = re.compile(r"\w+")
+
+#: Default span, in words, from which an answer counts as verbatim reproduction.
+VERBATIM_WORDS = 12
+
+
+def words(text: str) -> list[str]:
+    """Case-folded words of `text`, punctuation dropped."""
+    return _WORD.findall(normalize(text))
+
+
+class Conversation:
+    """The words said so far, indexed by word pairs so a long timeline stays cheap to search."""
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        self._pairs: dict[tuple[str, str], list[int]] = defaultdict(list)
+        self._first: dict[str, int] = {}
+
+    def add(self, text: str) -> None:
+        new = words(text)
+        start = len(self.words)
+        # a turn boundary breaks a span: pairs are indexed within each turn only
+        self.words.extend(new)
+        for i, w in enumerate(new):
+            self._first.setdefault(w, start + i)
+        for i in range(len(new) - 1):
+            self._pairs[(new[i], new[i + 1])].append(start + i)
+        self.words.append("\0")
+
+    def longest_copied_span(self, answer: str, upto: int | None = None) -> int:
+        """Length of the longest word run of `answer` found in the first `upto` words."""
+        said, n = self.words, len(self.words) if upto is None else upto
+        ans = words(answer)
+        best = int(any(self._first.get(w, n) < n for w in ans))
+        for i in range(len(ans) - 1):
+            for p in self._pairs.get((ans[i], ans[i + 1]), ()):
+                if p + 1 >= n:
+                    break
+                k = 2
+                while i + k < len(ans) and p + k < n and ans[i + k] == said[p + k]:
+                    k += 1
+                best = max(best, k)
+        return best
