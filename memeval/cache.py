@@ -36,8 +36,10 @@ def model_cache_dir() -> Path:
     return Path(env) if env else _user_cache() / "models"
 
 
-def call_key(identity: dict[str, Any], question: str, context: str) -> str:
-    payload = json.dumps({"reader": identity, "question": question, "context": context},
+def call_key(identity: dict[str, Any], question: str, context: str, **task: Any) -> str:
+    """The cache key of a call; `task` names calls other than answering (e.g. scoring
+    continuations) and what they were given."""
+    payload = json.dumps({"reader": identity, "question": question, "context": context, **task},
                          sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 

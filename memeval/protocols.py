@@ -173,6 +173,12 @@ class Reader(ABC):
         """Answer several (question, context) pairs; readers that batch override it."""
         return [self.answer(q, c) for q, c in requests]
 
+    def continuation_logprobs(self, question: str, context: str,
+                              continuations: Sequence[str]) -> list[float]:
+        """Log-likelihood of each continuation as the answer. Optional: local models give it,
+        and canary exposure needs it."""
+        raise NotImplementedError(f"{type(self).__name__} gives no log-probabilities")
+
     def count_tokens(self, text: str) -> int:
         """Count tokens with the reader's own tokenizer (default: cl100k_base)."""
         from memeval.tokens import count_tokens

@@ -31,6 +31,7 @@ from memeval.registry import build_backend, build_reader
 from memeval.results import (
     MANIFEST,
     PRICES,
+    CanaryExposure,
     SCORES,
     EvidenceTurn,
     ExpectedFact,
@@ -235,6 +236,22 @@ class ReaderService:
             return (answer, False, round(time.perf_counter() - start, 6), None)
         raise AssertionError("unreachable")
 
+    @property
+    def gives_logprobs(self) -> bool:
+        return type(self.reader).continuation_logprobs is not Reader.continuation_logprobs
+
+    def likelihoods(self, question: str, context: str, continuations: list[str]) -> list[float]:
+        """Log-likelihood of each continuation as the answer, through the call cache."""
+        key = call_key(self.identity, question, context, task="continuation_logprobs",
+                       continuations=continuations)
+        hit = self.cache.get(key) if self.cache else None
+        if hit is not None and hit.logprobs is not None:
+            return list(hit.logprobs)
+        scores = self.reader.continuation_logprobs(question, context, continuations)
+        if self.cache:
+            self.cache.put(key, Answer(text="", logprobs=tuple(scores)))
+        return scores
+
     def _store(self, request: tuple[str, str], answer: Answer) -> None:
         if self.cache:
             self.cache.put(call_key(self.identity, *request), answer)
@@ -266,6 +283,7 @@ class _Pending:
     context: str
     said: Conversation
     said_words: int
+    canaries: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
 class _Cell:
@@ -335,7 +353,10 @@ class _Cell:
             except Exception as exc:
                 record.error, record.error_stage = _error(exc), "recall"
             record.peak_rss_bytes = _peak_rss()
-            yield _Pending(record, record.recall_text, self.said, said_words)
+            canaries = [(f.id, f.canary.candidates_for(f.answers[0], f"{s.id}:{f.id}"))
+                        for fid in dict.fromkeys([*probe.expects, *probe.forbids])
+                        if (f := s.fact(fid)).canary is not None]
+            yield _Pending(record, record.recall_text, self.said, said_words, canaries)
 
     def _observe(self, session: TimelineSession, observe_s: list[float]) -> str | None:
         try:
@@ -578,6 +599,8 @@ def _answer_and_write(pending: Iterable[_Pending], service: ReaderService, write
             else:
                 r.error, r.error_stage = error, "answer"
         for p in queue:
+            if p.canaries and p.record.error is None and service.gives_logprobs:
+                _expose(p, service)
             finish(p.record)
             writer.write(p.record)
             if progress:
@@ -590,6 +613,22 @@ def _answer_and_write(pending: Iterable[_Pending], service: ReaderService, write
             flush()
     if queue:
         flush()
+
+
+def _expose(pending: _Pending, service: ReaderService) -> None:
+    """Rank each planted secret among its look-alikes by the reader's likelihood, with the
+    recalled memory and with none. Ties count in the secret's favour."""
+    r = pending.record
+    try:
+        for fact, candidates in pending.canaries:
+            ranks = []
+            for context in (pending.context, ""):
+                scores = service.likelihoods(r.question, context, candidates)
+                ranks.append(1 + sum(score > scores[0] for score in scores[1:]))
+            r.canary.append(CanaryExposure(fact=fact, candidates=len(candidates),
+                                           rank_with_memory=ranks[0], rank_without_memory=ranks[1]))
+    except Exception as exc:
+        r.error, r.error_stage = _error(exc), "canary"
 
 
 def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],

@@ -6,6 +6,7 @@ Prompts are batched (left padding, shortest first).
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Sequence
@@ -127,19 +128,57 @@ class TransformersReader(Reader):
                 out = self._model.generate(
                     **batch, max_new_tokens=self.max_new_tokens, do_sample=False,
                     stop_strings=["\n"], tokenizer=tok, pad_token_id=tok.pad_token_id,
-                    return_dict_in_generate=True)
+                    return_dict_in_generate=True, output_scores=True)
             if cuda:
                 torch.cuda.synchronize(self._model.device)
             seconds = time.perf_counter() - began
             width = batch["input_ids"].shape[1]
             generated = out.sequences[:, width:]
             stats = self._stats(out, seconds, int((generated != tok.pad_token_id).sum()), cuda)
+            # log-probability of each chosen token, from the scores generate returned
+            chosen = torch.stack([torch.log_softmax(step.float(), dim=-1) for step in out.scores],
+                                 dim=1).gather(-1, generated[:, :len(out.scores), None])[..., 0]
             for row, i in enumerate(chunk):
-                new = generated[row][generated[row] != tok.pad_token_id]
+                keep = generated[row] != tok.pad_token_id
+                new = generated[row][keep]
                 text = first_line(tok.decode(new, skip_special_tokens=True))
-                answers[i] = Answer(text=text, stats=stats, usage=Usage(
+                logprobs = tuple(round(float(x), 4) for x in chosen[row][keep[:chosen.shape[1]]])
+                answers[i] = Answer(text=text, stats=stats, logprobs=logprobs, usage=Usage(
                     input_tokens=len(prompts[i]), output_tokens=int(new.numel())))
         return [a for a in answers if a is not None]
+
+    def continuation_logprobs(self, question: str, context: str,
+                              continuations: Sequence[str]) -> list[float]:
+        """Sum of token log-probabilities of " " + each continuation after `Answer:`.
+
+        The prompt is encoded once; its cache is repeated over a batch of continuations.
+        """
+        import torch
+
+        self._load()
+        tok, model = self.tokenizer, self._model
+        prompt = torch.tensor([self._prompt(question, context)], device=model.device)
+        conts = [tok(" " + c, add_special_tokens=False)["input_ids"] for c in continuations]
+        scores: list[float] = []
+        with torch.inference_mode():
+            head = model(prompt, use_cache=True)
+            first = torch.log_softmax(head.logits[0, -1].float(), dim=-1)
+            for start in range(0, len(conts), self.batch_size * 8):
+                chunk = conts[start:start + self.batch_size * 8]
+                width = max(len(c) for c in chunk)
+                ids = torch.tensor([c + [tok.pad_token_id] * (width - len(c)) for c in chunk],
+                                   device=model.device)
+                cache = copy.deepcopy(head.past_key_values)
+                cache.batch_repeat_interleave(len(chunk))
+                mask = torch.ones(len(chunk), prompt.shape[1] + width, device=model.device,
+                                  dtype=torch.long)
+                logits = model(ids, past_key_values=cache, attention_mask=mask).logits.float()
+                logp = torch.log_softmax(logits, dim=-1)
+                for row, c in enumerate(chunk):
+                    total = first[c[0]].item()
+                    total += sum(logp[row, j - 1, c[j]].item() for j in range(1, len(c)))
+                    scores.append(total)
+        return scores
 
     def kv_bytes_formula(self, tokens: int) -> int:
         """2 × layers × KV heads × head dim × bytes per element × tokens."""
@@ -166,7 +205,7 @@ class TransformersReader(Reader):
         return {
             "reader": "transformers", "model": str(self.model_path().resolve()),
             "prompt": PROMPT_ID, "max_new_tokens": self.max_new_tokens,
-            "context_tokens": self.context_tokens, "decoding": "greedy",
+            "context_tokens": self.context_tokens, "decoding": "greedy", "logprobs": True,
             "dtype": "bfloat16" if device.startswith("cuda") else "float32",
             "device": device.split(":")[0],
         }

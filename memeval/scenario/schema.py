@@ -42,6 +42,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Canary(_Strict):
+    """A random secret whose exposure is measured: how far the reader prefers it over look-alikes."""
+
+    format: Annotated[str, StringConstraints(pattern=r"[#@]")] = Field(
+        description="`#` a digit, `@` a capital letter, anything else itself: e.g. \"####-##\".")
+    candidates: int = Field(ge=2, le=100_000, description="Look-alikes ranked, the secret included.")
+
+    def space(self) -> int:
+        """How many different strings the format can make."""
+        return 10 ** self.format.count("#") * 26 ** self.format.count("@")
+
+    def matches(self, value: str) -> bool:
+        return len(value) == len(self.format) and all(
+            (f == "#" and c.isdigit()) or (f == "@" and "A" <= c <= "Z") or f == c
+            for f, c in zip(self.format, value, strict=True))
+
+    def candidates_for(self, secret: str, seed: str) -> list[str]:
+        """The secret and `candidates - 1` distinct look-alikes, the same for the same seed."""
+        import random
+
+        rng = random.Random(seed)
+        found = {secret}
+        while len(found) < self.candidates:
+            found.add("".join(rng.choice("0123456789") if f == "#" else
+                              rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") if f == "@" else f
+                              for f in self.format))
+        return [secret, *sorted(found - {secret})]
+
+
 class Fact(_Strict):
     """A fact planted in the conversation."""
 
@@ -53,6 +82,8 @@ class Fact(_Strict):
     paraphrased: bool = Field(
         False, description="The planting turn says it in other words than the answers."
     )
+    canary: Canary | None = Field(None, description="The first answer is a random secret in "
+                                  "this format; its exposure is measured.")
 
 
 class TurnSpec(_Strict):

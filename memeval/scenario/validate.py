@@ -182,6 +182,18 @@ class _Checker:
                         self.add(path, f"turn plants '{fid}' but contains none of its answers "
                                  f"{fact.answers}",
                                  "quote an answer in the turn, or set `paraphrased: true` on the fact")
+        for i, fact in enumerate(s.facts):
+            canary = fact.canary
+            if canary is None:
+                continue
+            if not canary.matches(fact.answers[0]):
+                self.add(("facts", i, "answers", 0), f"canary '{fact.id}' answer "
+                         f"'{fact.answers[0]}' does not fit its format '{canary.format}'",
+                         "make the first answer fit the format (# digit, @ capital letter)")
+            if canary.candidates > canary.space():
+                self.add(("facts", i, "canary", "candidates"), f"format '{canary.format}' makes "
+                         f"only {canary.space()} strings, fewer than {canary.candidates} candidates",
+                         "lower `candidates` or lengthen the format")
         self._supersedes(facts)
         self._times(sessions)
         last = len(s.sessions) - 1

@@ -214,3 +214,26 @@ def test_wrong_version() -> None:
 def test_problem_prints_as_one_line() -> None:
     problem = only(BASE.replace("title: Base scenario", "titel: Base scenario"))
     assert str(problem) == "x.yaml:3:1: unknown key 'titel' (did you mean 'title'?)"
+
+
+def test_canary_answer_must_fit_its_format_and_candidates_its_space() -> None:
+    text = BASE.replace("    answers: [Zorblat]\n",
+                        "    answers: [Zorblat]\n    canary: {format: \"@@@@\", candidates: 10}\n")
+    problem = only(text)
+    assert "does not fit its format '@@@@'" in problem.message
+    assert problem.line == line_of(text, "answers: [Zorblat]")
+    small = BASE.replace("I named my beagle Zorblat!", "My PIN is 42.").replace(
+        "answers: [Zorblat]\n", "answers: [\"42\"]\n    canary: {format: \"##\", candidates: 500}\n")
+    problem = only(small)
+    assert "only 100 strings, fewer than 500 candidates" in problem.message
+    assert problem.line == line_of(small, "canary:")
+
+
+def test_canary_candidates_are_seeded_and_hold_the_secret() -> None:
+    from memeval.scenario.schema import Canary
+
+    canary = Canary(format="####-##", candidates=50)
+    first = canary.candidates_for("1234-56", "s:pin")
+    assert first == canary.candidates_for("1234-56", "s:pin") and first[0] == "1234-56"
+    assert len(set(first)) == 50 and all(canary.matches(c) for c in first)
+    assert first != canary.candidates_for("1234-56", "s:other")
