@@ -86,6 +86,8 @@ def run(
         help="Run the no-memory control, which measures memorization.")] = True,
     prices: Annotated[Path | None, typer.Option(
         help="Price table (YAML/JSON) for token cost in money.")] = None,
+    ess: Annotated[bool, typer.Option(
+        help="Measure the effective state size of a local reader's attention.")] = False,
 ) -> None:
     """Replay scenarios into each backend, ask every probe, score, and print the table."""
     from rich.progress import (
@@ -104,7 +106,7 @@ def run(
         with console.status("loading scenarios and adapters…"):
             table = load_prices(prices) if prices else None
             plan = plan_run(paths, backend or list(DEFAULT_BACKENDS), reader, out, seed, limit,
-                            control)
+                            control, ess)
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=console,
                             transient=False)

@@ -138,6 +138,7 @@ class Manifest(_Record):
     reader_identity: dict[str, Any]
     backends: list[str]
     control: str | None = Field(None, description="The no-memory control's backend label.")
+    ess: bool = Field(False, description="Effective state size was measured per probe.")
     scenarios: list[ScenarioEntry]
     versions: dict[str, str]
     git_commit: str | None

@@ -31,8 +31,9 @@ from memeval.registry import build_backend, build_reader
 from memeval.results import (
     MANIFEST,
     PRICES,
-    CanaryExposure,
     SCORES,
+    CanaryExposure,
+    EssPoint,
     EvidenceTurn,
     ExpectedFact,
     Manifest,
@@ -284,17 +285,21 @@ class _Pending:
     said: Conversation
     said_words: int
     canaries: list[tuple[str, list[str]]] = field(default_factory=list)
+    marks: list[tuple[str, int]] = field(default_factory=list)
 
 
 class _Cell:
     """One scenario replayed into one backend; yields records without answers."""
 
     def __init__(self, ls: LoadedScenario, label: str, backend: MemoryBackend, reader_label: str,
-                 count: _TokenCounter, context: CellContext):
+                 count: _TokenCounter, context: CellContext, ess: bool = False):
         self.ls, self.label, self.backend = ls, label, backend
         self.reader_label, self.count = reader_label, count
         self.context = context
         self.said = Conversation()
+        self.ess = ess
+        self.session_starts: list[str] = []
+        self.fact_turns: dict[str, str] = {}
 
     def replay(self, wanted: set[str]) -> Iterable[_Pending]:
         s = self.ls.scenario
@@ -320,12 +325,15 @@ class _Cell:
             if isinstance(event, TimelineSession):
                 if broken is None:
                     broken = self._observe(event, observe_s)
+                if event.turns:
+                    self.session_starts.append(event.turns[0].text)
                 for turn in event.turns:
                     self.said.add(turn.text)
                     tokens_seen += self.count(turn.text)
                     turn_at[turn.id] = (sessions_seen, tokens_seen, turn.text)
                     for fid in event.plants.get(turn.id, ()):
                         fact_at[fid] = (sessions_seen, tokens_seen)
+                        self.fact_turns[fid] = turn.text
                 sessions_seen += 1
                 continue
             probe = event
@@ -356,7 +364,16 @@ class _Cell:
             canaries = [(f.id, f.canary.candidates_for(f.answers[0], f"{s.id}:{f.id}"))
                         for fid in dict.fromkeys([*probe.expects, *probe.forbids])
                         if (f := s.fact(fid)).canary is not None]
-            yield _Pending(record, record.recall_text, self.said, said_words, canaries)
+            marks = self._marks(record.recall_text) if self.ess else []
+            yield _Pending(record, record.recall_text, self.said, said_words, canaries, marks)
+
+    def _marks(self, recalled: str) -> list[tuple[str, int]]:
+        """Where, in the recalled text, sessions start and planted facts end (for ESS)."""
+        marks = [("session_boundary", at) for text in self.session_starts
+                 if (at := recalled.find(text)) > 0]
+        marks += [(f"fact:{fid}", at + len(text)) for fid, text in self.fact_turns.items()
+                  if (at := recalled.find(text)) >= 0]
+        return sorted(marks, key=lambda m: m[1])
 
     def _observe(self, session: TimelineSession, observe_s: list[float]) -> str | None:
         try:
@@ -427,6 +444,7 @@ class RunPlan:
     seed: int
     limit: int | None
     control: str | None = None
+    ess: bool = False
 
     def cells(self) -> list[tuple[str, Callable[[], MemoryBackend]]]:
         """Backends in the order cells run: the no-memory control first, so that other
@@ -444,7 +462,7 @@ class RunPlan:
 
 def plan_run(scenarios: Iterable[str | Path | Scenario], backends: Sequence[Any],
              reader: Any, out: str | Path | None, seed: int, limit: int | None,
-             control: bool = True) -> RunPlan:
+             control: bool = True, ess: bool = False) -> RunPlan:
     loaded = load_scenarios(scenarios)
     if not backends:
         raise MemevalError("no backends given (e.g. --backend full_context)")
@@ -460,10 +478,13 @@ def plan_run(scenarios: Iterable[str | Path | Scenario], backends: Sequence[Any]
         raise MemevalError(f"backend '{dup}' is given twice; give each backend once")
     reader_label, reader_obj = build_reader(reader)
     _check_reader(reader_label, reader_obj)
+    if ess and not callable(getattr(reader_obj, "effective_state_size", None)):
+        raise MemevalError(f"--ess needs a local transformers reader (embedded or "
+                           f"transformers:model=PATH); '{reader_label}' has no attention to read")
     if control and CONTROL not in labels:
         built.append((CONTROL, _factory(CONTROL, build_backend(CONTROL)[1])))
     return RunPlan(loaded, built, reader_label, reader_obj, Path(out) if out else _default_out(),
-                   seed, limit, CONTROL if control else None)
+                   seed, limit, CONTROL if control else None, ess)
 
 
 def _check_reader(label: str, reader: Reader) -> None:
@@ -493,7 +514,7 @@ def _manifest(plan: RunPlan, command: list[str]) -> Manifest:
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         command=command, seed=plan.seed, limit=plan.limit, reader=plan.reader_label,
         reader_identity=ReaderService(plan.reader, None).identity,
-        backends=[label for label, _ in plan.backends], control=plan.control,
+        backends=[label for label, _ in plan.backends], control=plan.control, ess=plan.ess,
         scenarios=[ScenarioEntry(id=ls.scenario.id, path=ls.path, sha256=ls.sha256,
                                  probes=len(plan.probe_ids(ls))) for ls in plan.scenarios],
         versions=_versions(), git_commit=_git_commit())
@@ -556,9 +577,10 @@ def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
                     ground_truth=ls.scenario if backend.needs_ground_truth else None,
                     reader=CachedReader(service),
                     cached=lambda reader: CachedReader(ReaderService(reader, service.cache)))
-                cell = _Cell(ls, label, backend, plan.reader_label, count, context)
+                cell = _Cell(ls, label, backend, plan.reader_label, count, context, plan.ess)
                 _answer_and_write(cell.replay(wanted), service, writer, progress, finish,
-                                  batch=max(16, 2 * policy.max_concurrency))
+                                  batch=max(16, 2 * policy.max_concurrency), ess=plan.ess,
+                                  control=plan.control)
                 close = getattr(backend, "close", None)
                 if callable(close):
                     close()
@@ -581,7 +603,7 @@ def _slug(text: str) -> str:
 
 def _answer_and_write(pending: Iterable[_Pending], service: ReaderService, writer: RecordWriter,
                       progress: ProgressHook | None, finish: Callable[[ProbeRecord], None],
-                      batch: int) -> None:
+                      batch: int, ess: bool = False, control: str | None = None) -> None:
     """Answer recalled probes in batches (cache first) and write each record."""
     queue: list[_Pending] = []
 
@@ -601,6 +623,8 @@ def _answer_and_write(pending: Iterable[_Pending], service: ReaderService, write
         for p in queue:
             if p.canaries and p.record.error is None and service.gives_logprobs:
                 _expose(p, service)
+            if ess and p.record.error is None and p.record.backend != control:
+                _measure_ess(p, service.reader)
             finish(p.record)
             writer.write(p.record)
             if progress:
@@ -613,6 +637,18 @@ def _answer_and_write(pending: Iterable[_Pending], service: ReaderService, write
             flush()
     if queue:
         flush()
+
+
+def _measure_ess(pending: _Pending, reader: Reader) -> None:
+    r = pending.record
+    try:
+        points = reader.effective_state_size(r.question, pending.context,  # type: ignore[attr-defined]
+                                             pending.marks)
+        r.ess = [EssPoint(label=p["label"], token=p["token"],
+                          values={k: [[round(v, 3) for v in row] for row in table]
+                                  for k, table in p["values"].items()}) for p in points]
+    except Exception as exc:
+        r.error, r.error_stage = _error(exc), "ess"
 
 
 def _expose(pending: _Pending, service: ReaderService) -> None:
@@ -636,7 +672,7 @@ def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
         reader: str | Reader = DEFAULT_READER, out: str | Path | None = None, seed: int = 0,
         limit: int | None = None, resume: bool = False, cache: bool = True,
         max_concurrency: int = 1, retries: int = 3, control: bool = True,
-        prices: str | Path | None = None) -> RunResult:
+        prices: str | Path | None = None, ess: bool = False) -> RunResult:
     """Evaluate memory backends on scenarios and return the run's result.
 
     Args:
@@ -653,13 +689,14 @@ def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
         retries: Further attempts after a 429, 5xx, timeout or connection error.
         control: Also run the no-memory control, which measures memorization.
         prices: A price table file (YAML or JSON) to report token cost in money.
+        ess: Measure the effective state size of a local reader's attention per probe.
 
     Returns:
         A `RunResult` with `records()` and `scores()` as pandas DataFrames.
     """
     if isinstance(scenarios, (str, Path, Scenario)):
         scenarios = [scenarios]
-    plan = plan_run(scenarios, backends, reader, out, seed, limit, control)
+    plan = plan_run(scenarios, backends, reader, out, seed, limit, control, ess)
     return execute(plan, resume=resume, cache=cache, command=["memeval.run"],
                    policy=CallPolicy(max_concurrency=max_concurrency, retries=retries),
                    prices=load_prices(prices) if prices else None)

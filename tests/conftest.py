@@ -13,3 +13,20 @@ SCENARIOS = ROOT / "scenarios"
 def _shared_call_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """One call cache for the session; the packaged model folder stays where the user keeps it."""
     os.environ.setdefault("MEMEVAL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """GPU tests run on a CUDA machine (the device tool); elsewhere they are skipped, and say so."""
+    if any("gpu" in item.keywords for item in items) and not _has_cuda():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU: run on the device tool")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)

@@ -180,6 +180,44 @@ class TransformersReader(Reader):
                     scores.append(total)
         return scores
 
+    def effective_state_size(self, question: str, context: str, marks: Sequence[tuple[str, int]]
+                             ) -> list[dict[str, Any]]:
+        """ESS of the prompt's attention at marked places of `context`, and at the question.
+
+        Args:
+            question: The probe's question.
+            context: The recalled text, as the reader was given it.
+            marks: (label, character offset in `context`) of session starts and planted facts.
+
+        Returns:
+            One {label, token, values} per place that survives prompt truncation, where
+            values maps each metric to a layers × heads table.
+        """
+        from memeval.adapters.readers.ess import effective_state_size
+
+        self._load()
+        tok = self.tokenizer
+        notes = context.strip()
+        head = build_prompt(question, "\0")
+        start = head.index("\0")
+        prompt = build_prompt(question, context)
+        shift = start - context.index(notes) if notes else start
+        places = [(label, shift + offset) for label, offset in marks]
+        places.append(("probe", prompt.rindex("\nQuestion:")))
+        encoded = tok(prompt, return_offsets_mapping=True)
+        ids, spans = encoded["input_ids"], encoded["offset_mapping"]
+        cut = max(0, len(ids) - (self.context_tokens - self.max_new_tokens))
+        token_of = []
+        for label, char in places:
+            index = next((k for k, (a, _) in enumerate(spans) if a >= char and k > 0), len(ids))
+            token_of.append((label, index - cut))
+        import torch
+
+        found = effective_state_size(self._model, torch.tensor([ids[cut:]], device=self._model.device),
+                                     [t for _, t in token_of])
+        return [{"label": label, "token": t, "values": found[t]}
+                for label, t in token_of if t in found]
+
     def kv_bytes_formula(self, tokens: int) -> int:
         """2 × layers × KV heads × head dim × bytes per element × tokens."""
         cfg = self._model.config.get_text_config()

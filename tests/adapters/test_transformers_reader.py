@@ -44,7 +44,7 @@ def test_long_context_is_cut_from_its_start(tiny: Path) -> None:
 def test_runs_a_scenario_by_name_and_options(tiny: Path, tmp_path: Path) -> None:
     result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"],
                          reader=f"transformers:model={tiny},device=cpu,max_new_tokens=6",
-                         out=tmp_path / "run")
+                         out=tmp_path / "run", control=False)
     records = read_records(result.run_dir)
     assert len(records) == 6 and all(r.error is None for r in records)
 
@@ -59,9 +59,6 @@ def test_missing_model_option_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.mark.gpu
 def test_runs_on_the_gpu(tiny: Path) -> None:
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU")
     reader = TransformersReader(model=str(tiny), device="auto", max_new_tokens=8)
     answers = reader.answer_many([("What is my dog's name?", "user: Zorblat!")] * 5)
     assert len(answers) == 5 and len({a.text for a in answers}) == 1

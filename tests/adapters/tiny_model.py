@@ -29,7 +29,7 @@ def build_tiny_model(folder: Path, layers: int = 2, hidden: int = 64, heads: int
     config = LlamaConfig(vocab_size=core.get_vocab_size(), hidden_size=hidden,
                          intermediate_size=intermediate or hidden * 2, num_hidden_layers=layers,
                          num_attention_heads=heads, num_key_value_heads=kv_heads,
-                         max_position_embeddings=4096, pad_token_id=tokenizer.pad_token_id,
+                         max_position_embeddings=16384, pad_token_id=tokenizer.pad_token_id,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     import torch
 
