@@ -49,7 +49,7 @@ def results_table(scores: dict[str, Any], title: str) -> Table:
     table = Table(title=title, title_justify="left", caption="retention: value [95% Wilson CI]",
                   caption_justify="left")
     for name in ("backend", "reader", "probes", "evidence ret.", "answer ret.", "tok/probe",
-                 "recall p50", "footprint", "errors"):
+                 "recall p50", "footprint", "leaks", "errors"):
         table.add_column(name, justify="left" if name in {"backend", "reader"} else "right",
                          overflow="fold")
     for cell in scores["cells"]:
@@ -59,9 +59,27 @@ def results_table(scores: dict[str, Any], title: str) -> Table:
             _fmt_rate(cell["evidence_retention"]), _fmt_rate(cell["answer_retention"]),
             f"{cell['tokens']['recalled']['mean'] or 0:.0f}",
             "–" if recall_p50 is None else f"{recall_p50 * 1000:.1f} ms",
-            _fmt_bytes(cell["footprint"]["peak_bytes"]), str(cell["errors"]),
+            _fmt_bytes(cell["footprint"]["peak_bytes"]),
+            _fmt_rate(cell["leakage"]["violation_rate"]), str(cell["errors"]),
         )
     return table
+
+
+def print_notes(scores: dict[str, Any]) -> None:
+    """What the table cannot say: memorization, and a judge that is not to be trusted."""
+    seen: set[str] = set()
+    for cell in scores["cells"]:
+        memo = cell["leakage"]["memorization"]
+        if memo and cell["reader"] not in seen:
+            seen.add(cell["reader"])
+            console.print(f"memorization ({cell['reader']}, no-memory control): "
+                          f"{_fmt_rate(memo)} of probes answered with no memory at all")
+        judge = cell.get("judge")
+        if judge:
+            fa = judge["false_accept_rate"]
+            console.print(f"judge on {cell['backend']}: agreement {_fmt_rate(judge['agreement'])}, "
+                          f"false-accept {_fmt_rate(fa)}"
+                          + ("" if judge["trusted"] else f" — [red]not trusted[/red]: {judge['note']}"))
 
 
 @app.command()
@@ -88,6 +106,8 @@ def run(
         help="Price table (YAML/JSON) for token cost in money.")] = None,
     ess: Annotated[bool, typer.Option(
         help="Measure the effective state size of a local reader's attention.")] = False,
+    judge: Annotated[str | None, typer.Option(
+        help="A reader (as --reader) that gives a second verdict on every answer.")] = None,
 ) -> None:
     """Replay scenarios into each backend, ask every probe, score, and print the table."""
     from rich.progress import (
@@ -106,7 +126,7 @@ def run(
         with console.status("loading scenarios and adapters…"):
             table = load_prices(prices) if prices else None
             plan = plan_run(paths, backend or list(DEFAULT_BACKENDS), reader, out, seed, limit,
-                            control, ess)
+                            control, ess, judge)
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=console,
                             transient=False)
@@ -128,6 +148,7 @@ def run(
     except MemevalError as exc:
         raise _fail(exc) from None
     console.print(results_table(result.scores_json, f"memeval run · {result.run_dir}"))
+    print_notes(result.scores_json)
     console.print(f"records, scores and manifest in [bold]{result.run_dir}[/bold]")
 
 
@@ -160,6 +181,7 @@ def score(
     from memeval.results import (
         PRICES,
         SCORES,
+        read_judge_checks,
         read_manifest,
         read_prices,
         read_records,
@@ -178,9 +200,10 @@ def score(
         raise _fail(exc) from None
     if prices and table is not None:
         write_json_atomic(run_dir / PRICES, table.model_dump())
-    scores = compute_scores(records, manifest.backends, table)
+    scores = compute_scores(records, manifest.backends, table, read_judge_checks(run_dir))
     write_json_atomic(run_dir / SCORES, scores)
     console.print(results_table(scores, f"memeval score · {run_dir}"))
+    print_notes(scores)
 
 
 @app.command("check-backend")

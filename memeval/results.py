@@ -21,6 +21,7 @@ RECORDS = "records.jsonl"
 MANIFEST = "manifest.json"
 SCORES = "scores.json"
 PRICES = "prices.json"
+JUDGE = "judge.json"
 
 
 class _Record(BaseModel):
@@ -138,6 +139,8 @@ class Manifest(_Record):
     reader_identity: dict[str, Any]
     backends: list[str]
     control: str | None = Field(None, description="The no-memory control's backend label.")
+    judge: str | None = None
+    judge_identity: dict[str, Any] | None = None
     ess: bool = Field(False, description="Effective state size was measured per probe.")
     scenarios: list[ScenarioEntry]
     versions: dict[str, str]
@@ -151,7 +154,7 @@ class Manifest(_Record):
         return {
             "seed": self.seed, "limit": self.limit, "reader": self.reader,
             "reader_identity": self.reader_identity, "backends": self.backends,
-            "control": self.control,
+            "control": self.control, "judge": self.judge_identity,
             "scenarios": [(s.id, s.sha256) for s in self.scenarios],
         }
 
@@ -234,6 +237,16 @@ def read_prices(run_dir: Path) -> PriceTable | None:
     if not path.exists():
         return None
     return PriceTable.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def read_judge_checks(run_dir: Path) -> list[Any] | None:
+    """The judge's verdicts on the built-in known-wrong answers, if the run had a judge."""
+    from memeval.scoring.judge import JudgeCheck
+
+    path = Path(run_dir) / JUDGE
+    if not path.exists():
+        return None
+    return [JudgeCheck.model_validate(c) for c in json.loads(path.read_text(encoding="utf-8"))]
 
 
 class RunResult:

@@ -29,6 +29,7 @@ from memeval.errors import MemevalError
 from memeval.protocols import Answer, CellContext, MemoryBackend, Query, Reader
 from memeval.registry import build_backend, build_reader
 from memeval.results import (
+    JUDGE,
     MANIFEST,
     PRICES,
     SCORES,
@@ -36,6 +37,7 @@ from memeval.results import (
     EssPoint,
     EvidenceTurn,
     ExpectedFact,
+    JudgeVerdict,
     Manifest,
     ProbeRecord,
     RecordWriter,
@@ -50,6 +52,13 @@ from memeval.results import (
 from memeval.scenario.schema import Probe, ProbeKind, Scenario
 from memeval.scenario.timeline import Event, TimelineSession, build_timeline
 from memeval.scenario.validate import load_scenario, scenario_files
+from memeval.scoring.judge import (
+    KNOWN_WRONG,
+    JudgeCheck,
+    judge_request,
+    read_verdict,
+    record_request,
+)
 from memeval.scoring.prices import PriceTable, load_prices
 from memeval.scoring.retention import answer_correct
 from memeval.scoring.scores import compute_scores
@@ -445,6 +454,7 @@ class RunPlan:
     limit: int | None
     control: str | None = None
     ess: bool = False
+    judge: tuple[str, Reader] | None = None
 
     def cells(self) -> list[tuple[str, Callable[[], MemoryBackend]]]:
         """Backends in the order cells run: the no-memory control first, so that other
@@ -462,7 +472,7 @@ class RunPlan:
 
 def plan_run(scenarios: Iterable[str | Path | Scenario], backends: Sequence[Any],
              reader: Any, out: str | Path | None, seed: int, limit: int | None,
-             control: bool = True, ess: bool = False) -> RunPlan:
+             control: bool = True, ess: bool = False, judge: Any = None) -> RunPlan:
     loaded = load_scenarios(scenarios)
     if not backends:
         raise MemevalError("no backends given (e.g. --backend full_context)")
@@ -483,8 +493,12 @@ def plan_run(scenarios: Iterable[str | Path | Scenario], backends: Sequence[Any]
                            f"transformers:model=PATH); '{reader_label}' has no attention to read")
     if control and CONTROL not in labels:
         built.append((CONTROL, _factory(CONTROL, build_backend(CONTROL)[1])))
+    judged: tuple[str, Reader] | None = None
+    if judge is not None:
+        judged = build_reader(judge)
+        _check_reader(judged[0], judged[1])
     return RunPlan(loaded, built, reader_label, reader_obj, Path(out) if out else _default_out(),
-                   seed, limit, CONTROL if control else None, ess)
+                   seed, limit, CONTROL if control else None, ess, judged)
 
 
 def _check_reader(label: str, reader: Reader) -> None:
@@ -515,6 +529,8 @@ def _manifest(plan: RunPlan, command: list[str]) -> Manifest:
         command=command, seed=plan.seed, limit=plan.limit, reader=plan.reader_label,
         reader_identity=ReaderService(plan.reader, None).identity,
         backends=[label for label, _ in plan.backends], control=plan.control, ess=plan.ess,
+        judge=plan.judge[0] if plan.judge else None,
+        judge_identity=ReaderService(plan.judge[1], None).identity if plan.judge else None,
         scenarios=[ScenarioEntry(id=ls.scenario.id, path=ls.path, sha256=ls.sha256,
                                  probes=len(plan.probe_ids(ls))) for ls in plan.scenarios],
         versions=_versions(), git_commit=_git_commit())
@@ -558,6 +574,8 @@ def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
 
     count = _TokenCounter(plan.reader)
     service = ReaderService(plan.reader, CallCache() if cache else None, policy)
+    judge = ReaderService(plan.judge[1], service.cache, policy) if plan.judge else None
+    checks = _check_judge(judge, out) if judge else None
     context_tokens = max(plan.reader.context_tokens - PROMPT_RESERVE, 1)
     writer = RecordWriter(out)
     try:
@@ -580,14 +598,28 @@ def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
                 cell = _Cell(ls, label, backend, plan.reader_label, count, context, plan.ess)
                 _answer_and_write(cell.replay(wanted), service, writer, progress, finish,
                                   batch=max(16, 2 * policy.max_concurrency), ess=plan.ess,
-                                  control=plan.control)
+                                  control=plan.control, judge=judge)
                 close = getattr(backend, "close", None)
                 if callable(close):
                     close()
     finally:
         writer.close()
-    write_json_atomic(out / SCORES, compute_scores(read_records(out), manifest.backends, prices))
+    write_json_atomic(out / SCORES, compute_scores(read_records(out), manifest.backends, prices,
+                                                   checks))
     return RunResult(out)
+
+
+def _check_judge(judge: ReaderService, out: Path) -> list[JudgeCheck]:
+    """Have the judge rule on the built-in known-wrong answers; keep its rulings in the run."""
+    requests = [judge_request(c["kind"], c["question"], c["answer"], c.get("accepted", []),
+                              c.get("rejected"), c.get("forbidden")) for c in KNOWN_WRONG]
+    checks = []
+    for case, (answer, _, _, error) in zip(KNOWN_WRONG, judge.answer_many(requests), strict=True):
+        reply = answer.text if answer is not None else f"error: {error}"
+        checks.append(JudgeCheck(kind=case["kind"], answer=case["answer"], reply=reply,
+                                 accepted=read_verdict(reply) if answer is not None else None))
+    write_json_atomic(out / JUDGE, [c.model_dump() for c in checks])
+    return checks
 
 
 def _control_correct(record: ProbeRecord) -> bool | None:
@@ -603,7 +635,8 @@ def _slug(text: str) -> str:
 
 def _answer_and_write(pending: Iterable[_Pending], service: ReaderService, writer: RecordWriter,
                       progress: ProgressHook | None, finish: Callable[[ProbeRecord], None],
-                      batch: int, ess: bool = False, control: str | None = None) -> None:
+                      batch: int, ess: bool = False, control: str | None = None,
+                      judge: ReaderService | None = None) -> None:
     """Answer recalled probes in batches (cache first) and write each record."""
     queue: list[_Pending] = []
 
@@ -620,6 +653,13 @@ def _answer_and_write(pending: Iterable[_Pending], service: ReaderService, write
                 r.copied_span = p.said.longest_copied_span(answer.text, p.said_words)
             else:
                 r.error, r.error_stage = error, "answer"
+        if judge is not None:
+            to_judge = [p.record for p in asks
+                        if p.record.answer is not None and p.record.backend != control]
+            rulings = judge.answer_many([record_request(r) for r in to_judge])
+            for r, (ruling, _, _, error) in zip(to_judge, rulings, strict=True):
+                reply = ruling.text if ruling is not None else f"error: {error}"
+                r.judge = JudgeVerdict(correct=read_verdict(reply) if ruling else None, reply=reply)
         for p in queue:
             if p.canaries and p.record.error is None and service.gives_logprobs:
                 _expose(p, service)
@@ -672,7 +712,8 @@ def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
         reader: str | Reader = DEFAULT_READER, out: str | Path | None = None, seed: int = 0,
         limit: int | None = None, resume: bool = False, cache: bool = True,
         max_concurrency: int = 1, retries: int = 3, control: bool = True,
-        prices: str | Path | None = None, ess: bool = False) -> RunResult:
+        prices: str | Path | None = None, ess: bool = False,
+        judge: str | Reader | None = None) -> RunResult:
     """Evaluate memory backends on scenarios and return the run's result.
 
     Args:
@@ -690,13 +731,14 @@ def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
         control: Also run the no-memory control, which measures memorization.
         prices: A price table file (YAML or JSON) to report token cost in money.
         ess: Measure the effective state size of a local reader's attention per probe.
+        judge: A reader (name or instance) that gives a second verdict on every answer.
 
     Returns:
         A `RunResult` with `records()` and `scores()` as pandas DataFrames.
     """
     if isinstance(scenarios, (str, Path, Scenario)):
         scenarios = [scenarios]
-    plan = plan_run(scenarios, backends, reader, out, seed, limit, control, ess)
+    plan = plan_run(scenarios, backends, reader, out, seed, limit, control, ess, judge)
     return execute(plan, resume=resume, cache=cache, command=["memeval.run"],
                    policy=CallPolicy(max_concurrency=max_concurrency, retries=retries),
                    prices=load_prices(prices) if prices else None)

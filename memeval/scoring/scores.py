@@ -9,6 +9,7 @@ from typing import Any
 from memeval.results import ProbeRecord
 from memeval.scenario.schema import LEAKAGE_KINDS
 from memeval.scoring.curve import retention_curve
+from memeval.scoring.judge import JudgeCheck, judge_scores
 from memeval.scoring.prices import PriceTable
 from memeval.scoring.retention import answer_correct, evidence_share, violates
 from memeval.scoring.stats import DIGITS, pearson, rate, summary
@@ -130,19 +131,9 @@ def _ess(ok: list[ProbeRecord]) -> dict[str, Any] | None:
     return out
 
 
-def _judge(ok: list[ProbeRecord]) -> dict[str, Any] | None:
-    pairs = [(c, r.judge.correct) for r in ok
-             if r.judge is not None and r.judge.correct is not None
-             and (c := answer_correct(r)) is not None]
-    if not any(r.judge is not None for r in ok):
-        return None
-    return {"agreement": rate([float(a == b) for a, b in pairs]),
-            "judge_answer_retention": rate([float(b) for _, b in pairs]),
-            "unreadable": sum(r.judge is not None and r.judge.correct is None for r in ok)}
-
-
 def score_cell(records: list[ProbeRecord], prices: PriceTable | None = None,
-               memorization: dict[str, Any] | None = None) -> dict[str, Any]:
+               memorization: dict[str, Any] | None = None,
+               judge_checks: list[JudgeCheck] | None = None) -> dict[str, Any]:
     """Scores of one (backend, reader) cell over all its scenarios."""
     ok = [r for r in records if r.error is None]
     by_kind: dict[str, list[ProbeRecord]] = defaultdict(list)
@@ -184,7 +175,7 @@ def score_cell(records: list[ProbeRecord], prices: PriceTable | None = None,
         },
         "peak_rss_bytes": max((r.peak_rss_bytes for r in ok), default=0),
         "ess": _ess(ok),
-        "judge": _judge(ok),
+        "judge": judge_scores(ok, judge_checks),
     }
 
 
@@ -200,7 +191,8 @@ def memorization_ratio(control: list[ProbeRecord]) -> dict[str, Any] | None:
 
 
 def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None,
-                   prices: PriceTable | None = None) -> dict[str, Any]:
+                   prices: PriceTable | None = None,
+                   judge_checks: list[JudgeCheck] | None = None) -> dict[str, Any]:
     """The whole scores.json payload, independent of the order of the records.
 
     Cells follow `backends` (the order the run was given them), then by name.
@@ -212,5 +204,5 @@ def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None
     controls = {reader: memorization_ratio(rs) for (_, reader), rs in cells.items()
                 if rs[0].control}
     return {"format": SCORES_FORMAT,
-            "cells": [score_cell(rs, prices, controls.get(reader))
+            "cells": [score_cell(rs, prices, controls.get(reader), judge_checks)
                       for (_, reader), rs in cells.items()]}
