@@ -108,6 +108,7 @@ def run(
         help="Measure the effective state size of a local reader's attention.")] = False,
     judge: Annotated[str | None, typer.Option(
         help="A reader (as --reader) that gives a second verdict on every answer.")] = None,
+    report: Annotated[bool, typer.Option(help="Write report.html beside the records.")] = True,
 ) -> None:
     """Replay scenarios into each backend, ask every probe, score, and print the table."""
     from rich.progress import (
@@ -140,7 +141,7 @@ def run(
         with progress:
             result = execute(plan, resume=resume, cache=cache, command=sys.argv, progress=hook,
                              policy=CallPolicy(max_concurrency=max_concurrency, retries=retries),
-                             prices=table)
+                             prices=table, report=report)
     except KeyboardInterrupt:
         err.print(f"interrupted: records so far are kept; continue with "
                   f"`memeval run ... --out {plan.out} --resume`")
@@ -149,7 +150,8 @@ def run(
         raise _fail(exc) from None
     console.print(results_table(result.scores_json, f"memeval run · {result.run_dir}"))
     print_notes(result.scores_json)
-    console.print(f"records, scores and manifest in [bold]{result.run_dir}[/bold]")
+    console.print(f"records, scores and manifest in [bold]{result.run_dir}[/bold]"
+                  + (f"; open {result.run_dir / 'report.html'}" if report else ""))
 
 
 @app.command()
@@ -204,6 +206,57 @@ def score(
     write_json_atomic(run_dir / SCORES, scores)
     console.print(results_table(scores, f"memeval score · {run_dir}"))
     print_notes(scores)
+
+
+@app.command("report")
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file to write "
+                                             "(default RUN_DIR/report.html).")] = None,
+) -> None:
+    """Write one self-contained HTML report of a run (opens offline, from file://)."""
+    from memeval.report import write_report
+
+    try:
+        path = write_report(run_dir, out)
+    except (MemevalError, FileNotFoundError) as exc:
+        raise _fail(exc if isinstance(exc, MemevalError) else
+                    MemevalError(f"{run_dir}: no scores.json; run `memeval score {run_dir}` "
+                                 "first")) from None
+    console.print(f"report written to [bold]{path}[/bold]")
+
+
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="The first run directory (A).")],
+    run_b: Annotated[Path, typer.Argument(help="The second run directory (B).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the comparison "
+                                             "as HTML here.")] = None,
+) -> None:
+    """Paired per-probe comparison of two runs, with McNemar's exact test."""
+    from memeval.report import compare_runs, render_comparison
+
+    try:
+        result = compare_runs(run_a, run_b)
+    except MemevalError as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"memeval compare · A {run_a} · B {run_b}", title_justify="left",
+                  caption="paired by scenario and probe; McNemar exact p on discordant pairs",
+                  caption_justify="left")
+    for name in ("backend A", "backend B", "retention", "pairs", "A", "B", "B − A",
+                 "only A", "only B", "p"):
+        table.add_column(name, justify="left" if name.startswith("backend") else "right")
+    for row in result["rows"]:
+        for what in ("answer", "evidence"):
+            m = row[what]
+            if m["pairs"]:
+                table.add_row(row["backend_a"], row["backend_b"], what, str(m["pairs"]),
+                              f"{m['a']:.3f}", f"{m['b']:.3f}", f"{m['difference']:+.3f}",
+                              str(m["only_a"]), str(m["only_b"]), f"{m['p_value']:.4f}")
+    console.print(table)
+    if out:
+        out.write_text(render_comparison(result), encoding="utf-8")
+        console.print(f"comparison written to [bold]{out}[/bold]")
 
 
 @app.command("check-backend")

@@ -301,5 +301,23 @@ class RunResult:
                 rows.append(row)
         return pd.DataFrame(rows)
 
+    def plot_retention(self, unit: str = "sessions", measure: str = "answer") -> Any:
+        """Retention against distance per backend: a matplotlib figure (see `memeval.plots`)."""
+        from memeval.plots import plot_retention
+
+        return plot_retention(self, unit, measure)
+
+    def plot_cost_vs_retention(self, tokens: str = "reader_input") -> Any:
+        """Tokens per probe against answer retention with the Pareto frontier (a figure)."""
+        from memeval.plots import plot_cost_vs_retention
+
+        return plot_cost_vs_retention(self, tokens)
+
+    def report(self, out: str | Path | None = None) -> Path:
+        """Write the self-contained HTML report; return its path."""
+        from memeval.report import write_report
+
+        return write_report(self.run_dir, out)
+
     def __repr__(self) -> str:
         return f"RunResult({str(self.run_dir)!r})"

@@ -538,7 +538,8 @@ def _manifest(plan: RunPlan, command: list[str]) -> Manifest:
 
 def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
             command: list[str] | None = None, progress: ProgressHook | None = None,
-            policy: CallPolicy = CallPolicy(), prices: PriceTable | None = None) -> RunResult:
+            policy: CallPolicy = CallPolicy(), prices: PriceTable | None = None,
+            report: bool = True) -> RunResult:
     """Run every cell of `plan`, writing the run directory; return its result."""
     out = plan.out
     manifest = _manifest(plan, command or [])
@@ -606,6 +607,10 @@ def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
         writer.close()
     write_json_atomic(out / SCORES, compute_scores(read_records(out), manifest.backends, prices,
                                                    checks))
+    if report:
+        from memeval.report import write_report
+
+        write_report(out)
     return RunResult(out)
 
 
@@ -713,7 +718,7 @@ def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
         limit: int | None = None, resume: bool = False, cache: bool = True,
         max_concurrency: int = 1, retries: int = 3, control: bool = True,
         prices: str | Path | None = None, ess: bool = False,
-        judge: str | Reader | None = None) -> RunResult:
+        judge: str | Reader | None = None, report: bool = True) -> RunResult:
     """Evaluate memory backends on scenarios and return the run's result.
 
     Args:
@@ -732,6 +737,7 @@ def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
         prices: A price table file (YAML or JSON) to report token cost in money.
         ess: Measure the effective state size of a local reader's attention per probe.
         judge: A reader (name or instance) that gives a second verdict on every answer.
+        report: Write report.html beside the records.
 
     Returns:
         A `RunResult` with `records()` and `scores()` as pandas DataFrames.
@@ -741,4 +747,4 @@ def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
     plan = plan_run(scenarios, backends, reader, out, seed, limit, control, ess, judge)
     return execute(plan, resume=resume, cache=cache, command=["memeval.run"],
                    policy=CallPolicy(max_concurrency=max_concurrency, retries=retries),
-                   prices=load_prices(prices) if prices else None)
+                   prices=load_prices(prices) if prices else None, report=report)

@@ -163,8 +163,8 @@ class TransformersReader(Reader):
         with torch.inference_mode():
             head = model(prompt, use_cache=True)
             first = torch.log_softmax(head.logits[0, -1].float(), dim=-1)
-            for start in range(0, len(conts), self.batch_size * 8):
-                chunk = conts[start:start + self.batch_size * 8]
+            for start in range(0, len(conts), self.batch_size * 2):
+                chunk = conts[start:start + self.batch_size * 2]
                 width = max(len(c) for c in chunk)
                 ids = torch.tensor([c + [tok.pad_token_id] * (width - len(c)) for c in chunk],
                                    device=model.device)
@@ -173,11 +173,11 @@ class TransformersReader(Reader):
                 mask = torch.ones(len(chunk), prompt.shape[1] + width, device=model.device,
                                   dtype=torch.long)
                 logits = model(ids, past_key_values=cache, attention_mask=mask).logits.float()
-                logp = torch.log_softmax(logits, dim=-1)
+                # log p(token) = logit - logsumexp, without a vocabulary-sized copy
+                picked = logits[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+                logp = picked - torch.logsumexp(logits[:, :-1], dim=-1)
                 for row, c in enumerate(chunk):
-                    total = first[c[0]].item()
-                    total += sum(logp[row, j - 1, c[j]].item() for j in range(1, len(c)))
-                    scores.append(total)
+                    scores.append(first[c[0]].item() + logp[row, : len(c) - 1].sum().item())
         return scores
 
     def effective_state_size(self, question: str, context: str, marks: Sequence[tuple[str, int]]

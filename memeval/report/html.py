@@ -1,0 +1,268 @@
+"""`memeval report`: one self-contained HTML file per run, readable offline from file://."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from memeval.report.svg import Series, bars, line_chart, scatter
+from memeval.results import Manifest, ProbeRecord, read_manifest, read_records
+from memeval.scoring.retention import answer_correct, evidence_share, violates
+
+REPORT = "report.html"
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1280px;color:#222;padding:0 16px}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:13px}th,td{padding:4px 8px;border-bottom:1px solid #eee;
+text-align:right;vertical-align:top}th{background:#f6f6f6;position:sticky;top:0}
+td.l,th.l{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:12px}
+svg.chart{border:1px solid #eee;background:#fff}svg text{font-size:10px;fill:#333}
+svg .t{font-size:12px;font-weight:600}svg .ax{stroke:#888}svg .grid{stroke:#f0f0f0}
+.ok{color:#1a7f37}.bad{color:#cf222e}.muted{color:#777}mark{background:#fff3a3}
+pre{white-space:pre-wrap;max-height:320px;overflow:auto;background:#fafafa;padding:8px;margin:4px 0}
+details>summary{cursor:pointer}.filters{margin:8px 0;display:flex;gap:12px;align-items:center}
+tr.hidden{display:none}.note{background:#fff8e5;padding:6px 10px;border-left:3px solid #e3b341}
+"""
+
+SCRIPT = """
+(function(){
+  var text=document.getElementById('f-text'), backend=document.getElementById('f-backend'),
+      failed=document.getElementById('f-failed'), count=document.getElementById('f-count');
+  function apply(){
+    var q=text.value.toLowerCase(), b=backend.value, only=failed.checked, shown=0;
+    var rows=document.querySelectorAll('#probes tbody tr');
+    for(var i=0;i<rows.length;i++){
+      var r=rows[i], hit=(!q||r.textContent.toLowerCase().indexOf(q)>=0)
+        &&(!b||r.getAttribute('data-backend')===b)&&(!only||r.getAttribute('data-ok')!=='1');
+      r.className=hit?'':'hidden'; if(hit)shown++;
+    }
+    count.textContent=shown+' shown';
+  }
+  text.addEventListener('input',apply);backend.addEventListener('change',apply);
+  failed.addEventListener('change',apply);apply();
+})();
+"""
+
+
+def _rate(stat: dict[str, Any] | None) -> str:
+    if not stat:
+        return '<span class="muted">–</span>'
+    low, high = stat["ci95"]
+    return f'{stat["value"]:.2f} <span class="muted">[{low:.2f}, {high:.2f}] n={stat["n"]}</span>'
+
+
+def _bytes(n: float | None) -> str:
+    if not n:
+        return "–"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _ms(stat: dict[str, Any]) -> str:
+    if stat["p50"] is None:
+        return "–"
+    return f'{stat["p50"] * 1000:.1f} / {stat["p95"] * 1000:.1f}'
+
+
+def label(cell: dict[str, Any]) -> str:
+    return f'{cell["backend"]} · {cell["reader"]}' + (" (control)" if cell["control"] else "")
+
+
+def pareto(points: Sequence[tuple[str, float, float]]) -> list[str]:
+    """Names of the points no other point beats: fewer or equal tokens and higher or equal
+    retention, one of them strictly."""
+    return [name for name, x, y in points
+            if not any((x2 <= x and y2 >= y) and (x2 < x or y2 > y) for _, x2, y2 in points)]
+
+
+def highlight(text: str, needles: Sequence[str]) -> str:
+    """Escape `text`, marking every occurrence of the needles (case-insensitive)."""
+    wanted = sorted({n for n in needles if n.strip()}, key=len, reverse=True)
+    if not wanted:
+        return escape(text)
+    pattern = re.compile("|".join(re.escape(n) for n in wanted), re.IGNORECASE)
+    out, at = [], 0
+    for m in pattern.finditer(text):
+        out += [escape(text[at:m.start()]), f"<mark>{escape(m.group(0))}</mark>"]
+        at = m.end()
+    return "".join(out) + escape(text[at:])
+
+
+def _summary(cells: list[dict[str, Any]]) -> str:
+    head = ("backend · reader", "probes", "evidence retention", "answer retention",
+            "recalled tok/probe", "reader in tok/probe", "footprint (max)", "peak RSS",
+            "recall ms p50/p95", "observe ms p50/p95", "leak violations", "memorization (control)",
+            "errors")
+    rows = []
+    for c in cells:
+        memo = c["leakage"]["memorization"]
+        rows.append("<tr>" + "".join([
+            f'<td class="l">{escape(label(c))}</td>', f'<td>{c["probes"]}</td>',
+            f'<td>{_rate(c["evidence_retention"])}</td>', f'<td>{_rate(c["answer_retention"])}</td>',
+            f'<td>{c["tokens"]["recalled"]["mean"] or 0:.0f}</td>',
+            f'<td>{c["tokens"]["reader_input"]["mean"] or 0:.0f}</td>',
+            f'<td>{_bytes(c["memory"]["usage_bytes"]["footprint"])}</td>',
+            f'<td>{_bytes(c["memory"]["usage_bytes"]["peak_rss"])}</td>',
+            f'<td>{_ms(c["latency_s"]["recall"])}</td>', f'<td>{_ms(c["latency_s"]["observe"])}</td>',
+            f'<td>{_rate(c["leakage"]["violation_rate"])}</td>',
+            f'<td>{_rate(memo)}</td>', f'<td>{c["errors"]}</td>']) + "</tr>")
+    header = "".join(f'<th class="{"l" if i == 0 else ""}">{escape(h)}</th>' for i, h in enumerate(head))
+    return f'<table id="summary"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _curves(cells: list[dict[str, Any]]) -> str:
+    charts = []
+    for c in cells:
+        if c["control"]:
+            continue
+        series, ticks = [], {}
+        for what in ("evidence", "answer"):
+            block = c["retention_curve"]["sessions"][what]
+            pts, ivs = [], []
+            for b in block["bins"]:
+                mid = (b["low"] + b["high"]) / 2
+                ticks[mid] = str(b["low"]) if b["low"] == b["high"] else f'{b["low"]}–{b["high"]}'
+                pts.append((mid, b["value"]))
+                ivs.append(tuple(b["ci95"]))
+            h = block["half_life"]
+            name = f"{what} (half-life {h:g})" if h else what
+            series.append(Series(name, pts, ivs, dashed=what == "answer"))
+        charts.append(line_chart(f'Retention vs distance: {label(c)}', series,
+                                 "sessions between planting and probe", "retention", (0.0, 1.0),
+                                 sorted(ticks.items())))
+    return '<div class="charts">' + "".join(charts) + "</div>"
+
+
+def _cost(cells: list[dict[str, Any]]) -> str:
+    points = [(label(c), c["tokens"]["reader_input"]["mean"] or 0.0,
+               (c["answer_retention"] or {}).get("value", 0.0)) for c in cells]
+    return scatter("Cost against retention (dashed: Pareto frontier)", points,
+                   "reader input tokens per probe", "answer retention", pareto(points))
+
+
+def _leakage(cells: list[dict[str, Any]]) -> str:
+    rows = [(label(c), v["value"], *v["ci95"]) for c in cells
+            if (v := c["leakage"]["violation_rate"])]
+    memo = [(c["reader"], m["value"], *m["ci95"]) for c in cells
+            if c["control"] and (m := c["leakage"]["memorization"])]
+    parts = [bars("Leakage and isolation violations", rows, "share of leakage/isolation probes")]
+    if memo:
+        parts.append(bars("Memorization (no-memory control)", memo,
+                          "share of probes answered with no memory"))
+    return '<div class="charts">' + "".join(parts) + "</div>"
+
+
+def _footprint(cells: list[dict[str, Any]]) -> str:
+    series = []
+    for i, c in enumerate(cells):
+        by_scenario: dict[str, list[tuple[float, float]]] = {}
+        for scenario, _, tokens, size in c["memory"]["footprint_series"]:
+            by_scenario.setdefault(scenario, []).append((float(tokens), float(size)))
+        # one line per scenario (each is its own timeline), one colour per backend
+        series += [Series(c["backend"], sorted(pts), colour=i) for pts in by_scenario.values()]
+    return line_chart("Footprint over time (one line per scenario)", series,
+                      "conversation tokens observed", "footprint bytes")
+
+
+def _verdict(r: ProbeRecord) -> tuple[str, bool]:
+    if r.error:
+        return f'<span class="bad">error ({escape(r.error_stage or "")})</span>', False
+    v = violates(r)
+    if v is not None:
+        return ('<span class="bad">violation</span>' if v else '<span class="ok">no leak</span>'), not v
+    c = answer_correct(r)
+    if c is None:
+        return '<span class="muted">–</span>', True
+    return ('<span class="ok">correct</span>' if c else '<span class="bad">wrong</span>'), c
+
+
+def _probe_rows(records: list[ProbeRecord]) -> str:
+    rows = []
+    for r in records:
+        verdict, ok = _verdict(r)
+        share = evidence_share(r)
+        needles = [a for f in r.expected for a in f.answers] + [t.text for t in r.evidence] + \
+            r.forbidden
+        details = "".join([
+            f"<div><b>Question</b>: {escape(r.question)}</div>",
+            f"<div><b>Expected</b>: {escape(' + '.join(' / '.join(g) for g in r.accepted)) or '–'}"
+            + (f"; <b>rejected</b>: {escape(', '.join(r.rejected))}" if r.rejected else "")
+            + (f"; <b>forbidden</b>: {escape(', '.join(r.forbidden))}" if r.forbidden else "")
+            + "</div>",
+            f"<div><b>Recalled</b> ({r.recall_tokens} tokens):</div>"
+            f"<pre>{highlight(r.recall_text, needles) or '(nothing)'}</pre>",
+            f"<div><b>Answer</b>: {escape(r.answer or '')}</div>",
+            f"<div><b>Judge</b>: {escape(r.judge.reply)}</div>" if r.judge else "",
+            "<div><b>Memorized</b>: the reader answers this with no memory</div>" if r.memorized
+            else "",
+            f'<div class="bad"><b>Error</b>: {escape(r.error)}</div>' if r.error else "",
+        ])
+        rows.append(
+            f'<tr data-backend="{escape(r.backend)}" data-ok="{int(ok)}">'
+            f'<td class="l">{escape(r.scenario)}</td><td class="l">{escape(r.backend)}</td>'
+            f'<td class="l">{escape(r.kind)}</td>'
+            f'<td class="l"><details><summary>{escape(r.probe)}: {escape(r.question)}</summary>'
+            f"{details}</details></td>"
+            f'<td>{"–" if share is None else f"{share:.2f}"}</td><td class="l">{verdict}</td></tr>')
+    return "".join(rows)
+
+
+def render_report(manifest: Manifest, records: list[ProbeRecord], scores: dict[str, Any]) -> str:
+    """The report as one HTML string: nothing is loaded from anywhere else."""
+    cells = scores["cells"]
+    backends = sorted({r.backend for r in records})
+    options = "".join(f'<option value="{escape(b)}">{escape(b)}</option>' for b in backends)
+    notes = "".join(f'<p class="note">Judge on {escape(label(c))}: {escape(c["judge"]["note"])}</p>'
+                    for c in cells if c.get("judge") and not c["judge"]["trusted"])
+    scenarios = ", ".join(escape(s.id) for s in manifest.scenarios)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>memeval report · {escape(manifest.reader)}</title><style>{STYLE}</style></head>
+<body>
+<h1>memeval report</h1>
+<p>Reader <b>{escape(manifest.reader)}</b> · scenarios {scenarios} · seed {manifest.seed}
+ · created {escape(manifest.created)} · memeval {escape(manifest.memeval_version)}</p>
+<h2>Summary</h2>
+{_summary(cells)}
+<p class="muted">Rates: value [95% Wilson interval] n. Memory and tokens are per probe unless
+said otherwise; the control is the same reader with no memory at all.</p>{notes}
+<h2>Retention against distance</h2>
+{_curves(cells)}
+<h2>Cost against retention</h2>
+<div class="charts">{_cost(cells)}{_footprint(cells)}</div>
+<h2>Leakage</h2>
+{_leakage(cells)}
+<h2>Probes</h2>
+<div class="filters"><input id="f-text" type="search" placeholder="filter text">
+<select id="f-backend"><option value="">all backends</option>{options}</select>
+<label><input id="f-failed" type="checkbox"> only failures</label><span id="f-count"></span></div>
+<table id="probes"><thead><tr><th class="l">scenario</th><th class="l">backend</th>
+<th class="l">kind</th><th class="l">probe</th><th>evidence</th><th class="l">verdict</th></tr></thead>
+<tbody>{_probe_rows(records)}</tbody></table>
+<script>{SCRIPT}</script>
+</body></html>
+"""
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the run's report (default RUN_DIR/report.html) and return its path."""
+    import json
+
+    from memeval.results import SCORES
+
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    records = sorted(read_records(run_dir), key=lambda r: (r.scenario, r.backend, r.probe))
+    scores = json.loads((run_dir / SCORES).read_text(encoding="utf-8"))
+    path = Path(out) if out else run_dir / REPORT
+    path.write_text(render_report(manifest, records, scores), encoding="utf-8")
+    return path
+

@@ -1,0 +1,110 @@
+"""The HTML report, the paired comparison and the plotting helpers."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import memeval
+from memeval.cli import app
+from memeval.report import compare_runs, mcnemar_exact
+from memeval.report.html import highlight, pareto
+from memeval.scenario import parse_scenario
+
+from ..conftest import SCENARIOS
+
+HOSTILE = textwrap.dedent("""\
+    memeval: 1
+    id: hostile
+    title: "<script>alert('title')</script>"
+    facts:
+      - id: tag
+        text: The user's tag is <script>alert(1)</script>.
+        answers: ["<script>alert(1)</script>"]
+    sessions:
+      - id: s1
+        turns:
+          - user: "My tag is <script>alert(1)</script> and <img src=x onerror=alert(2)>"
+            plants: [tag]
+    probes:
+      - id: tag
+        question: "What is my tag? <b>bold</b>"
+        expects: [tag]
+    """)
+
+
+def test_pareto_frontier_by_hand() -> None:
+    points = [("a", 10, 0.5), ("b", 20, 0.5), ("c", 30, 0.9), ("d", 5, 0.1), ("e", 40, 0.8)]
+    # b costs more than a for the same retention; e costs more than c for less
+    assert pareto(points) == ["a", "c", "d"]
+
+
+def test_mcnemar_exact_by_hand() -> None:
+    assert mcnemar_exact(0, 5) == 0.0625            # 2 * (1/2)^5
+    assert mcnemar_exact(2, 8) == 0.109375          # 2 * (1 + 10 + 45) / 1024
+    assert mcnemar_exact(1, 1) == 1.0 and mcnemar_exact(0, 0) == 1.0
+
+
+def test_highlight_marks_and_escapes() -> None:
+    assert highlight("dog <Zorblat> & zorblat", ["zorblat"]) == \
+        "dog &lt;<mark>Zorblat</mark>&gt; &amp; <mark>zorblat</mark>"
+
+
+def test_run_writes_a_self_contained_report_with_text_escaped(tmp_path: Path) -> None:
+    result = memeval.run([parse_scenario(HOSTILE), SCENARIOS / "pets-and-moves.yaml"],
+                         backends=["full_context", "window:tokens=200"], reader="extractive",
+                         out=tmp_path / "run")
+    html = (result.run_dir / "report.html").read_text(encoding="utf-8")
+    assert html.count("<script") == 1  # ours only: every scenario text is escaped
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<img src=x" not in html
+    assert "<b>bold</b>" not in html
+    assert not re.search(r'(src|href)="?(https?:)?//', html)  # nothing from the network
+    assert 'id="summary"' in html and html.count("<svg") >= 5
+    records = result.records()
+    assert html.count("<tr data-backend=") == len(records)
+    assert "<mark>" in html  # the evidence is highlighted in the recalled context
+    for cell in ("full_context", "window:tokens=200", "no_memory"):
+        assert f">{cell} · extractive" in html
+
+
+def test_report_and_compare_commands(tmp_path: Path) -> None:
+    runner = CliRunner()
+    a = memeval.run(SCENARIOS, backends=["window:tokens=150"], reader="extractive",
+                    out=tmp_path / "a", report=False)
+    b = memeval.run(SCENARIOS, backends=["oracle"], reader="extractive", out=tmp_path / "b")
+    assert not (a.run_dir / "report.html").exists()
+    result = runner.invoke(app, ["report", str(a.run_dir), "--out", str(tmp_path / "a.html")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "a.html").read_text().startswith("<!DOCTYPE html>")
+    result = runner.invoke(app, ["compare", str(a.run_dir), str(b.run_dir),
+                                 "--out", str(tmp_path / "cmp.html")])
+    assert result.exit_code == 0, result.output
+    assert "McNemar" in result.output and "window:tokens=150" in result.output
+    compared = compare_runs(a.run_dir, b.run_dir)
+    (row,) = compared["rows"]
+    evidence = row["evidence"]
+    # the oracle recalls every needed fact; a 150-token window misses the old ones
+    assert evidence["b"] == 1.0 and evidence["only_a"] == 0 and evidence["only_b"] > 0
+    assert evidence["p_value"] == mcnemar_exact(0, evidence["only_b"])
+    assert 'id="compare"' in (tmp_path / "cmp.html").read_text()
+    result = runner.invoke(app, ["compare", str(a.run_dir), str(tmp_path)])
+    assert result.exit_code == 2 and "no manifest" in result.output
+
+
+def test_plot_helpers_return_figures(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    result = memeval.run(SCENARIOS, backends=["full_context", "window:tokens=150", "oracle"],
+                         reader="extractive", out=tmp_path / "run", report=False)
+    fig = result.plot_retention()
+    lines = fig.axes[0].get_legend_handles_labels()[1]
+    assert any(label.startswith("window:tokens=150") for label in lines)
+    fig = result.plot_cost_vs_retention()
+    assert len(fig.axes[0].collections) == 4  # three backends and the control
+    assert "Pareto frontier" in fig.axes[0].get_legend_handles_labels()[1]
+    from memeval.plots import plot_retention
+
+    assert plot_retention(result.scores_json, unit="tokens").axes
