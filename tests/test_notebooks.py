@@ -1,0 +1,44 @@
+"""The notebooks run top to bottom on the defaults, and show their table and figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+
+def execute(name: str) -> list[dict]:
+    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    nbclient.NotebookClient(notebook, timeout=1800, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    return [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
+
+
+def kinds(outputs: list[dict]) -> list[str]:
+    return [mime for out in outputs for mime in out.get("data", {})]
+
+
+@pytest.mark.model
+def test_compare_strategies_shows_the_table_and_figures() -> None:
+    outputs = execute("compare_strategies.ipynb")
+    assert kinds(outputs).count("image/png") >= 2
+    tables = [out["data"]["text/html"] for out in outputs if "text/html" in out.get("data", {})]
+    assert any("<table" in t and "evidence_retention" in t and "summary" in t for t in tables)
+    text = "".join(out.get("text", "") for out in outputs)
+    assert "memorization ratio of the no-memory control" in text
+    assert "report.html" in text
+
+
+@pytest.mark.model
+def test_your_backend_checks_then_evaluates_a_custom_backend() -> None:
+    outputs = execute("your_backend.ipynb")
+    text = "".join(out.get("text", "") for out in outputs)
+    assert "KeywordMemory" in text and "evidence" in text
+    assert kinds(outputs).count("image/png") >= 1
+    assert any("<table" in out["data"]["text/html"] for out in outputs
+               if "text/html" in out.get("data", {}))
