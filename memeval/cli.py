@@ -279,6 +279,29 @@ def check_backend(
 
 
 @app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Scenario file to write.")],
+    facts: Annotated[int, typer.Option(help="Facts to plant.")] = 20,
+    sessions: Annotated[int, typer.Option(help="Sessions in all, filler included.")] = 10,
+    users: Annotated[int, typer.Option(help="Users (more than one adds isolation probes).")] = 1,
+    tokens: Annotated[int, typer.Option(help="About this many conversation tokens.")] = 20_000,
+    updates: Annotated[float, typer.Option(help="Share of facts updated later.")] = 0.2,
+    sensitive: Annotated[float, typer.Option(help="Share of facts that are secrets.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Same seed, same file.")] = 0,
+) -> None:
+    """Write a seeded scenario of any size: fictional facts, updates, secrets and filler."""
+    from memeval.scenario.generate import write_generated
+
+    try:
+        made = write_generated(out, facts=facts, sessions=sessions, users=users, tokens=tokens,
+                               updates=updates, sensitive=sensitive, seed=seed)
+    except MemevalError as exc:
+        raise _fail(exc) from None
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(made["kinds"].items()))
+    console.print(f"wrote {out}: {made['facts']} facts, {made['probes']} probes ({kinds})")
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the scenario format (for editors)."""
     from memeval.scenario import json_schema

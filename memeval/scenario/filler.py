@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
-from memeval.scoring.match import contains_any
+from memeval.scoring.match import NeedleSet
 from memeval.tokens import count_tokens
 
 _POOLS: dict[str, list[str]] = {
@@ -86,7 +86,7 @@ def generate_filler(
     No turn contains any string in `forbidden` (matched as answers are).
     """
     rng = random.Random(seed)
-    forbidden = [f for f in forbidden if f.strip()]
+    banned = NeedleSet(forbidden)
     out: list[list[tuple[str, str]]] = []
     total = 0
     for index in range(sessions):
@@ -97,7 +97,7 @@ def generate_filler(
             templates = _USER if role == "user" else _ASSISTANT
             for _ in range(50):
                 text = _render(rng, rng.choice(templates))
-                if not contains_any(text, forbidden):
+                if not banned.found_in(text):
                     break
             else:  # every draw collided with an answer: say something neutral
                 text = "Okay." if role == "user" else "I see."

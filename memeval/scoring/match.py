@@ -47,6 +47,30 @@ def contains_any(text: str, needles: Iterable[str]) -> bool:
     return any(_pattern(n).search(haystack) for n in map(normalize, needles) if n)
 
 
+_WORD = re.compile(r"\w+")
+
+
+class NeedleSet:
+    """`contains_any` for many needles searched in many texts: a needle's pattern is tried
+    only when the text holds the needle's first word."""
+
+    def __init__(self, needles: Iterable[str]):
+        self._by_word: dict[str, list[re.Pattern[str]]] = {}
+        self._always: list[re.Pattern[str]] = []
+        for needle in {normalize(n) for n in needles} - {""}:
+            first = _WORD.match(needle)
+            if first:
+                self._by_word.setdefault(first.group(0), []).append(_pattern(needle))
+            else:  # starts with punctuation ("$5"): always tried
+                self._always.append(_pattern(needle))
+
+    def found_in(self, text: str) -> bool:
+        """Whether any needle occurs in `text`, as `contains_any` decides it."""
+        haystack = normalize(text)
+        candidates = [p for w in set(_WORD.findall(haystack)) for p in self._by_word.get(w, ())]
+        return any(p.search(haystack) for p in candidates + self._always)
+
+
 def says_unknown(text: str) -> bool:
     """Whether an answer says the information is not known."""
     return _UNKNOWN.search(text) is not None or not text.strip()
