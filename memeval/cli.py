@@ -109,6 +109,9 @@ def run(
     judge: Annotated[str | None, typer.Option(
         help="A reader (as --reader) that gives a second verdict on every answer.")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html beside the records.")] = True,
+    parity: Annotated[list[str] | None, typer.Option(
+        help="Benchmark-parity scorer, repeatable: token_f1 (LoCoMo), retrieval "
+        "(LongMemEval recall@k, NDCG@k).")] = None,
 ) -> None:
     """Replay scenarios into each backend, ask every probe, score, and print the table."""
     from rich.progress import (
@@ -127,7 +130,7 @@ def run(
         with console.status("loading scenarios and adapters…"):
             table = load_prices(prices) if prices else None
             plan = plan_run(paths, backend or list(DEFAULT_BACKENDS), reader, out, seed, limit,
-                            control, ess, judge)
+                            control, ess, judge, parity or [])
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=console,
                             transient=False)
@@ -178,6 +181,8 @@ def score(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
     prices: Annotated[Path | None, typer.Option(
         help="Price table (YAML/JSON); kept in the run directory for later re-scoring.")] = None,
+    parity: Annotated[list[str] | None, typer.Option(
+        help="Benchmark-parity scorers (default: those the run was given).")] = None,
 ) -> None:
     """Recompute scores.json from records.jsonl alone (no model is called)."""
     from memeval.results import (
@@ -202,7 +207,14 @@ def score(
         raise _fail(exc) from None
     if prices and table is not None:
         write_json_atomic(run_dir / PRICES, table.model_dump())
-    scores = compute_scores(records, manifest.backends, table, read_judge_checks(run_dir))
+    from memeval.scoring.parity import PARITY
+
+    unknown = [name for name in parity or [] if name not in PARITY]
+    if unknown:
+        raise _fail(MemevalError(f"unknown parity scorer '{unknown[0]}' (known: "
+                                 f"{', '.join(PARITY)})"))
+    scores = compute_scores(records, manifest.backends, table, read_judge_checks(run_dir),
+                            parity if parity is not None else manifest.parity)
     write_json_atomic(run_dir / SCORES, scores)
     console.print(results_table(scores, f"memeval score · {run_dir}"))
     print_notes(scores)
@@ -299,6 +311,50 @@ def generate(
         raise _fail(exc) from None
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(made["kinds"].items()))
     console.print(f"wrote {out}: {made['facts']} facts, {made['probes']} probes ({kinds})")
+
+
+import_app = typer.Typer(help="Convert public benchmark files into scenarios.",
+                        no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+def _imported(scenarios: Any, out: Path) -> None:
+    from memeval.scenario.importers import write_scenarios
+
+    made = write_scenarios(scenarios, out)
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(made["kinds"].items()))
+    console.print(f"wrote {made['scenarios']} scenario(s) with {made['probes']} probes "
+                  f"({kinds}) to {out}")
+
+
+@import_app.command("longmemeval")
+def import_longmemeval(
+    file: Annotated[Path, typer.Argument(help="longmemeval_s.json, _m or _oracle.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the scenarios.")],
+) -> None:
+    """One scenario per LongMemEval question; `has_answer` turns are its evidence."""
+    from memeval.scenario.importers import longmemeval
+
+    try:
+        _imported(longmemeval(file), out)
+    except (MemevalError, ScenarioError) as exc:
+        raise _fail(exc) from None
+
+
+@import_app.command("locomo")
+def import_locomo(
+    file: Annotated[Path, typer.Argument(help="locomo10.json.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the scenarios.")],
+    adversarial: Annotated[bool, typer.Option(
+        help="Include category 5 (adversarial) questions as abstention probes.")] = False,
+) -> None:
+    """One scenario per LoCoMo conversation; `dia_id` turns are the evidence."""
+    from memeval.scenario.importers import locomo
+
+    try:
+        _imported(locomo(file, adversarial), out)
+    except (MemevalError, ScenarioError) as exc:
+        raise _fail(exc) from None
 
 
 @app.command()

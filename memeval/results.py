@@ -142,6 +142,7 @@ class Manifest(_Record):
     judge: str | None = None
     judge_identity: dict[str, Any] | None = None
     ess: bool = Field(False, description="Effective state size was measured per probe.")
+    parity: list[str] = Field(default_factory=list, description="Benchmark-parity scorers.")
     scenarios: list[ScenarioEntry]
     versions: dict[str, str]
     git_commit: str | None

@@ -59,6 +59,7 @@ from memeval.scoring.judge import (
     read_verdict,
     record_request,
 )
+from memeval.scoring.parity import PARITY
 from memeval.scoring.prices import PriceTable, load_prices
 from memeval.scoring.retention import answer_correct
 from memeval.scoring.scores import compute_scores
@@ -455,6 +456,7 @@ class RunPlan:
     control: str | None = None
     ess: bool = False
     judge: tuple[str, Reader] | None = None
+    parity: list[str] = field(default_factory=list)
 
     def cells(self) -> list[tuple[str, Callable[[], MemoryBackend]]]:
         """Backends in the order cells run: the no-memory control first, so that other
@@ -472,7 +474,8 @@ class RunPlan:
 
 def plan_run(scenarios: Iterable[str | Path | Scenario], backends: Sequence[Any],
              reader: Any, out: str | Path | None, seed: int, limit: int | None,
-             control: bool = True, ess: bool = False, judge: Any = None) -> RunPlan:
+             control: bool = True, ess: bool = False, judge: Any = None,
+             parity: Sequence[str] = ()) -> RunPlan:
     loaded = load_scenarios(scenarios)
     if not backends:
         raise MemevalError("no backends given (e.g. --backend full_context)")
@@ -493,12 +496,15 @@ def plan_run(scenarios: Iterable[str | Path | Scenario], backends: Sequence[Any]
                            f"transformers:model=PATH); '{reader_label}' has no attention to read")
     if control and CONTROL not in labels:
         built.append((CONTROL, _factory(CONTROL, build_backend(CONTROL)[1])))
+    unknown = [name for name in parity if name not in PARITY]
+    if unknown:
+        raise MemevalError(f"unknown parity scorer '{unknown[0]}' (known: {', '.join(PARITY)})")
     judged: tuple[str, Reader] | None = None
     if judge is not None:
         judged = build_reader(judge)
         _check_reader(judged[0], judged[1])
     return RunPlan(loaded, built, reader_label, reader_obj, Path(out) if out else _default_out(),
-                   seed, limit, CONTROL if control else None, ess, judged)
+                   seed, limit, CONTROL if control else None, ess, judged, list(parity))
 
 
 def _check_reader(label: str, reader: Reader) -> None:
@@ -529,7 +535,7 @@ def _manifest(plan: RunPlan, command: list[str]) -> Manifest:
         command=command, seed=plan.seed, limit=plan.limit, reader=plan.reader_label,
         reader_identity=ReaderService(plan.reader, None).identity,
         backends=[label for label, _ in plan.backends], control=plan.control, ess=plan.ess,
-        judge=plan.judge[0] if plan.judge else None,
+        judge=plan.judge[0] if plan.judge else None, parity=plan.parity,
         judge_identity=ReaderService(plan.judge[1], None).identity if plan.judge else None,
         scenarios=[ScenarioEntry(id=ls.scenario.id, path=ls.path, sha256=ls.sha256,
                                  probes=len(plan.probe_ids(ls))) for ls in plan.scenarios],
@@ -606,7 +612,7 @@ def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
     finally:
         writer.close()
     write_json_atomic(out / SCORES, compute_scores(read_records(out), manifest.backends, prices,
-                                                   checks))
+                                                   checks, manifest.parity))
     if report:
         from memeval.report import write_report
 
@@ -718,7 +724,8 @@ def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
         limit: int | None = None, resume: bool = False, cache: bool = True,
         max_concurrency: int = 1, retries: int = 3, control: bool = True,
         prices: str | Path | None = None, ess: bool = False,
-        judge: str | Reader | None = None, report: bool = True) -> RunResult:
+        judge: str | Reader | None = None, report: bool = True,
+        parity: Sequence[str] = ()) -> RunResult:
     """Evaluate memory backends on scenarios and return the run's result.
 
     Args:
@@ -738,13 +745,15 @@ def run(scenarios: str | Path | Scenario | Iterable[str | Path | Scenario],
         ess: Measure the effective state size of a local reader's attention per probe.
         judge: A reader (name or instance) that gives a second verdict on every answer.
         report: Write report.html beside the records.
+        parity: Benchmark-parity scorers to add: "token_f1" (LoCoMo), "retrieval"
+            (LongMemEval recall_any@k, recall_all@k, NDCG@k).
 
     Returns:
         A `RunResult` with `records()` and `scores()` as pandas DataFrames.
     """
     if isinstance(scenarios, (str, Path, Scenario)):
         scenarios = [scenarios]
-    plan = plan_run(scenarios, backends, reader, out, seed, limit, control, ess, judge)
+    plan = plan_run(scenarios, backends, reader, out, seed, limit, control, ess, judge, parity)
     return execute(plan, resume=resume, cache=cache, command=["memeval.run"],
                    policy=CallPolicy(max_concurrency=max_concurrency, retries=retries),
                    prices=load_prices(prices) if prices else None, report=report)

@@ -10,6 +10,7 @@ from memeval.results import ProbeRecord
 from memeval.scenario.schema import LEAKAGE_KINDS
 from memeval.scoring.curve import retention_curve
 from memeval.scoring.judge import JudgeCheck, judge_scores
+from memeval.scoring.parity import parity_scores
 from memeval.scoring.prices import PriceTable
 from memeval.scoring.retention import answer_correct, evidence_share, violates
 from memeval.scoring.stats import DIGITS, pearson, rate, summary
@@ -133,7 +134,8 @@ def _ess(ok: list[ProbeRecord]) -> dict[str, Any] | None:
 
 def score_cell(records: list[ProbeRecord], prices: PriceTable | None = None,
                memorization: dict[str, Any] | None = None,
-               judge_checks: list[JudgeCheck] | None = None) -> dict[str, Any]:
+               judge_checks: list[JudgeCheck] | None = None,
+               parity: list[str] | None = None) -> dict[str, Any]:
     """Scores of one (backend, reader) cell over all its scenarios."""
     ok = [r for r in records if r.error is None]
     by_kind: dict[str, list[ProbeRecord]] = defaultdict(list)
@@ -176,6 +178,7 @@ def score_cell(records: list[ProbeRecord], prices: PriceTable | None = None,
         "peak_rss_bytes": max((r.peak_rss_bytes for r in ok), default=0),
         "ess": _ess(ok),
         "judge": judge_scores(ok, judge_checks),
+        **({"parity": parity_scores(ok, parity)} if parity else {}),
     }
 
 
@@ -192,7 +195,8 @@ def memorization_ratio(control: list[ProbeRecord]) -> dict[str, Any] | None:
 
 def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None,
                    prices: PriceTable | None = None,
-                   judge_checks: list[JudgeCheck] | None = None) -> dict[str, Any]:
+                   judge_checks: list[JudgeCheck] | None = None,
+                   parity: list[str] | None = None) -> dict[str, Any]:
     """The whole scores.json payload, independent of the order of the records.
 
     Cells follow `backends` (the order the run was given them), then by name.
@@ -204,5 +208,5 @@ def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None
     controls = {reader: memorization_ratio(rs) for (_, reader), rs in cells.items()
                 if rs[0].control}
     return {"format": SCORES_FORMAT,
-            "cells": [score_cell(rs, prices, controls.get(reader), judge_checks)
+            "cells": [score_cell(rs, prices, controls.get(reader), judge_checks, parity)
                       for (_, reader), rs in cells.items()]}
