@@ -22,14 +22,20 @@ class SharedRag(Rag):
 
 
 @pytest.mark.model
-def test_memorization_is_low_and_a_shared_store_leaks_across_users(tmp_path: Path) -> None:
-    result = memeval.run(SCENARIOS, backends=[SharedRag, "rag"], out=tmp_path / "run")
-    cells = {c["backend"]: c for c in result.scores_json["cells"]}
-    control = cells["no_memory"]
+def test_the_control_memorizes_almost_nothing_of_the_bundled_scenarios(tmp_path: Path) -> None:
+    result = memeval.run(SCENARIOS, backends=["no_memory"], out=tmp_path / "run", report=False)
+    (control,) = result.scores_json["cells"]
     assert control["control"] is True
     memo = control["leakage"]["memorization"]
     # fictional facts: the default reader cannot know them without memory
-    assert memo["n"] >= 10 and memo["value"] <= 0.2
+    assert memo["n"] >= 30 and memo["value"] <= 0.2
+
+
+@pytest.mark.model
+def test_a_shared_store_leaks_across_users(tmp_path: Path) -> None:
+    result = memeval.run([SCENARIOS / "pets-and-moves.yaml"], backends=[SharedRag, "rag"],
+                         out=tmp_path / "run", control=False, report=False)
+    cells = {c["backend"]: c for c in result.scores_json["cells"]}
     shared = next(c for name, c in cells.items() if "SharedRag" in name)
     bob = next(r for r in read_records(result.run_dir)
                if r.backend == shared["backend"] and r.probe == "bob_dog")
