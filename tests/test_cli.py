@@ -96,6 +96,10 @@ def test_schema_is_a_json_schema_of_the_format() -> None:
     assert schema["$schema"].endswith("2020-12/schema")
     assert {"memeval", "facts", "sessions", "probes"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
+    # the copy beside the bundled scenarios, which editors read, is up to date
+    assert json.loads((SCENARIOS / "memeval.schema.json").read_text()) == schema
+    assert all(path.read_text().startswith("# yaml-language-server: $schema=memeval.schema.json")
+               for path in SCENARIOS.glob("*.yaml"))
 
 
 def test_broken_user_modules_and_readers_are_one_line(tmp_path: Path) -> None:
