@@ -171,6 +171,25 @@ def _footprint(cells: list[dict[str, Any]]) -> str:
                       "conversation tokens observed", "footprint bytes")
 
 
+def _ess(cells: list[dict[str, Any]]) -> str:
+    """Mean ESS (over layers and heads) where it was taken, and its correlation at the probe
+    with a correct answer; empty when the run did not measure ESS."""
+    rows = []
+    for c in cells:
+        for metric, block in (c.get("ess") or {}).items():
+            where = [f'<td>{block[w]["mean"]:.2f} <span class="muted">n={block[w]["n"]}</span></td>'
+                     if w in block else "<td>–</td>" for w in ("session_boundary", "fact", "probe")]
+            r = block["probe_vs_correct_r"]
+            rows.append(f'<tr><td class="l">{escape(label(c))}</td><td class="l">{escape(metric)}'
+                        f'</td>{"".join(where)}<td>{"–" if r is None else f"{r:+.2f}"}</td></tr>')
+    if not rows:
+        return ""
+    return ("<h2>Effective state size</h2><table id=\"ess\"><thead><tr><th class=\"l\">"
+            "backend · reader</th><th class=\"l\">metric</th><th>session boundaries</th>"
+            "<th>after planted facts</th><th>at the probe</th><th>r with a correct answer</th>"
+            "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
 def _verdict(r: ProbeRecord) -> tuple[str, bool]:
     if r.error:
         return f'<span class="bad">error ({escape(r.error_stage or "")})</span>', False
@@ -240,6 +259,7 @@ said otherwise; the control is the same reader with no memory at all.</p>{notes}
 <div class="charts">{_cost(cells)}{_footprint(cells)}</div>
 <h2>Leakage</h2>
 {_leakage(cells)}
+{_ess(cells)}
 <h2>Probes</h2>
 <div class="filters"><input id="f-text" type="search" placeholder="filter text">
 <select id="f-backend"><option value="">all backends</option>{options}</select>

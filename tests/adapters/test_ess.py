@@ -105,6 +105,8 @@ def test_a_run_with_ess_records_each_place_and_scores_them(tiny: Path, tmp_path:
     assert ess["entropy"]["probe"]["n"] == len(records)
     assert ess["entropy"]["session_boundary"]["n"] >= len(records)
     assert result.manifest.ess
+    html = (result.run_dir / "report.html").read_text()
+    assert 'id="ess"' in html and "r with a correct answer" in html
 
 
 def test_ess_needs_a_local_reader(tmp_path: Path) -> None:
