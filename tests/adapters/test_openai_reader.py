@@ -50,7 +50,7 @@ def test_chat_mode_answers_with_usage(server: tuple[Server, str]) -> None:
 def test_a_stopped_server_is_an_error_record(tmp_path: Path) -> None:
     spec = "openai:model=x,base_url=http://127.0.0.1:9/v1,timeout=2"
     result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], reader=spec,
-                         out=tmp_path / "run", limit=2)
+                         out=tmp_path / "run", limit=2, control=False)
     records = read_records(result.run_dir)
     assert len(records) == 2 and all(r.error_stage == "answer" for r in records)
     assert all("Connection" in (r.error or "") for r in records)
@@ -144,7 +144,8 @@ def test_langchain_reader_with_a_real_chat_model(server: tuple[Server, str], tmp
     chat = ChatOpenAI(model=model, base_url=served.url, api_key="not-needed", max_tokens=8,
                       temperature=0)
     result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"],
-                         reader=LangChainReader(chat), out=tmp_path / "run", limit=2, cache=False)
+                         reader=LangChainReader(chat), out=tmp_path / "run", limit=2, cache=False,
+                         control=False)
     records = read_records(result.run_dir)
     assert len(records) == 2 and all(r.error is None and r.answer for r in records)
     assert all(r.usage.input_tokens > 0 and r.usage.output_tokens > 0 for r in records)
