@@ -150,12 +150,13 @@ def test_limit_and_seed_in_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("OPENAI_API_KEY", "sk-do-not-leak-123")
     result = memeval.run(SCENARIOS, backends=["no_memory"], reader="extractive",
                          out=tmp_path / "run", limit=2, seed=5)
-    assert len(result.records()) == 6
+    bundled = sorted(SCENARIOS.glob("*.yaml"))
+    assert len(result.records()) == 2 * len(bundled)
     text = (result.run_dir / "manifest.json").read_text()
     assert "sk-do-not-leak-123" not in text
     manifest = json.loads(text)
     assert manifest["seed"] == 5 and manifest["limit"] == 2
-    assert {s["id"] for s in manifest["scenarios"]} == {"pets-and-moves", "garden-club", "work-trip"}
+    assert {s["id"] for s in manifest["scenarios"]} == {p.stem for p in bundled}
     assert all(len(s["sha256"]) == 64 for s in manifest["scenarios"])
     assert manifest["versions"]["pydantic"]
 
