@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from memeval.errors import MemevalError, ScenarioError
+from memeval.report.html import fmt_bytes
 
 app = typer.Typer(
     help="Evaluate an AI agent's memory: retention, token cost, memory cost and leakage.",
@@ -36,14 +37,6 @@ def _fmt_rate(stat: dict[str, Any] | None) -> str:
     return f"{stat['value']:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 def results_table(scores: dict[str, Any], title: str) -> Table:
     """One row per backend and reader: the figures that separate memory strategies."""
     table = Table(title=title, title_justify="left", caption="retention: value [95% Wilson CI]",
@@ -59,7 +52,7 @@ def results_table(scores: dict[str, Any], title: str) -> Table:
             _fmt_rate(cell["evidence_retention"]), _fmt_rate(cell["answer_retention"]),
             f"{cell['tokens']['recalled']['mean'] or 0:.0f}",
             "–" if recall_p50 is None else f"{recall_p50 * 1000:.1f} ms",
-            _fmt_bytes(cell["footprint"]["peak_bytes"]),
+            fmt_bytes(cell["footprint"]["peak_bytes"]) if cell["footprint"]["peak_bytes"] else "0 B",
             _fmt_rate(cell["leakage"]["violation_rate"]), str(cell["errors"]),
         )
     return table

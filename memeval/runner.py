@@ -49,7 +49,7 @@ from memeval.results import (
     rewrite_records,
     write_json_atomic,
 )
-from memeval.scenario.schema import Probe, ProbeKind, Scenario
+from memeval.scenario.schema import Probe, Scenario
 from memeval.scenario.timeline import Event, TimelineSession, build_timeline
 from memeval.scenario.validate import load_scenario, scenario_files
 from memeval.scoring.judge import (
@@ -61,7 +61,7 @@ from memeval.scoring.judge import (
 )
 from memeval.scoring.parity import PARITY
 from memeval.scoring.prices import PriceTable, load_prices
-from memeval.scoring.retention import answer_correct
+from memeval.scoring.retention import control_correct
 from memeval.scoring.scores import compute_scores
 from memeval.scoring.verbatim import Conversation
 
@@ -570,12 +570,12 @@ def execute(plan: RunPlan, resume: bool = False, cache: bool = True,
         write_json_atomic(out / PRICES, prices.model_dump())
     prices = prices or read_prices(out)
     done = {r.key for r in kept}
-    memorized = {(r.scenario, r.probe): _control_correct(r) for r in kept if r.control}
+    memorized = {(r.scenario, r.probe): control_correct(r) for r in kept if r.control}
 
     def finish(record: ProbeRecord) -> None:
         if record.backend == plan.control:
             record.control = True
-            memorized[(record.scenario, record.probe)] = _control_correct(record)
+            memorized[(record.scenario, record.probe)] = control_correct(record)
         else:
             record.memorized = memorized.get((record.scenario, record.probe))
 
@@ -631,13 +631,6 @@ def _check_judge(judge: ReaderService, out: Path) -> list[JudgeCheck]:
                                  accepted=read_verdict(reply) if answer is not None else None))
     write_json_atomic(out / JUDGE, [c.model_dump() for c in checks])
     return checks
-
-
-def _control_correct(record: ProbeRecord) -> bool | None:
-    """Whether the no-memory control answered a probe that has an answer to give."""
-    if record.error is not None or record.kind == ProbeKind.abstention:
-        return None
-    return answer_correct(record)
 
 
 def _slug(text: str) -> str:

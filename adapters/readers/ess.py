@@ -21,8 +21,12 @@ IMPLEMENTATION = "memeval_ess"
 ROWS = 64
 
 
+def _tol_name(tol: float) -> str:
+    return f"tol_{tol:.0e}".replace("e-0", "e-")  # tol_1e-2
+
+
 def metric_names() -> list[str]:
-    base = [f"tol_{t:.0e}".replace("e-0", "e-") for t in TOLERANCES] + ["entropy"]
+    base = [_tol_name(t) for t in TOLERANCES] + ["entropy"]
     return base + [f"{name}_nosink" for name in base]
 
 
@@ -38,7 +42,7 @@ def _from_gram(gram: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for tol in TOLERANCES:
         counts = (sigma > tol * top).sum(-1).to(sigma.dtype)
-        out[f"tol_{tol:.0e}".replace("e-0", "e-")] = counts.where(top[..., 0] > 0, 0.0)
+        out[_tol_name(tol)] = counts.where(top[..., 0] > 0, 0.0)
     total = sigma.sum(-1, keepdim=True)
     p = sigma / total.clamp_min(1e-300)
     entropy = torch.exp(-(p * torch.log(p.clamp_min(1e-300))).sum(-1))

@@ -55,7 +55,8 @@ def _rate(stat: dict[str, Any] | None) -> str:
     return f'{stat["value"]:.2f} <span class="muted">[{low:.2f}, {high:.2f}] n={stat["n"]}</span>'
 
 
-def _bytes(n: float | None) -> str:
+def fmt_bytes(n: float | None) -> str:
+    """Bytes for people: 512 B, 7.2 KB, 1.3 GB; a dash for none."""
     if not n:
         return "–"
     for unit in ("B", "KB", "MB", "GB"):
@@ -108,8 +109,8 @@ def _summary(cells: list[dict[str, Any]]) -> str:
             f'<td>{_rate(c["evidence_retention"])}</td>', f'<td>{_rate(c["answer_retention"])}</td>',
             f'<td>{c["tokens"]["recalled"]["mean"] or 0:.0f}</td>',
             f'<td>{c["tokens"]["reader_input"]["mean"] or 0:.0f}</td>',
-            f'<td>{_bytes(c["memory"]["usage_bytes"]["footprint"])}</td>',
-            f'<td>{_bytes(c["memory"]["usage_bytes"]["peak_rss"])}</td>',
+            f'<td>{fmt_bytes(c["memory"]["usage_bytes"]["footprint"])}</td>',
+            f'<td>{fmt_bytes(c["memory"]["usage_bytes"]["peak_rss"])}</td>',
             f'<td>{_ms(c["latency_s"]["recall"])}</td>', f'<td>{_ms(c["latency_s"]["observe"])}</td>',
             f'<td>{_rate(c["leakage"]["violation_rate"])}</td>',
             f'<td>{_rate(memo)}</td>', f'<td>{c["errors"]}</td>']) + "</tr>")

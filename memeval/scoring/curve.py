@@ -7,8 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from memeval.results import ProbeRecord
-from memeval.scoring.match import contains_any, normalize
-from memeval.scoring.retention import answer_correct
+from memeval.scoring.retention import answer_correct, evidence_items
 from memeval.scoring.stats import DIGITS, rate
 
 #: Token distances are binned by powers of two from this many tokens.
@@ -25,14 +24,9 @@ def _items(records: Sequence[ProbeRecord], unit: str) -> tuple[list[Point], list
     for r in records:
         if r.error is not None:
             continue
-        recalled = normalize(r.recall_text)
-        distances = []
-        for f in r.expected:
-            evidence.append((getattr(f, attr), contains_any(recalled, f.answers)))
-            distances.append(getattr(f, attr))
-        for t in r.evidence:
-            evidence.append((getattr(t, attr), normalize(t.text) in recalled))
-            distances.append(getattr(t, attr))
+        items = [(getattr(item, attr), found) for item, found in evidence_items(r)]
+        evidence += items
+        distances = [d for d, _ in items]
         correct = answer_correct(r)
         if distances and correct is not None:
             answers.append((max(distances), correct))  # a probe is as far as its oldest fact

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from memeval.results import ProbeRecord
+from memeval.results import EvidenceTurn, ExpectedFact, ProbeRecord
 from memeval.scenario.schema import LEAKAGE_KINDS, ProbeKind
 from memeval.scoring.match import contains_any, normalize, says_unknown
 
 
+def evidence_items(record: ProbeRecord) -> list[tuple[ExpectedFact | EvidenceTurn, bool]]:
+    """Each expected fact (or, if none, each evidence turn) and whether the recall holds it."""
+    recalled = normalize(record.recall_text)
+    if record.expected:
+        return [(f, contains_any(recalled, f.answers)) for f in record.expected]
+    return [(t, normalize(t.text) in recalled) for t in record.evidence]
+
+
 def evidence_share(record: ProbeRecord) -> float | None:
     """Share of expected facts (or evidence turns) the recalled text holds; None if none named."""
-    if record.expected:
-        found = sum(contains_any(record.recall_text, f.answers) for f in record.expected)
-        return found / len(record.expected)
-    if record.evidence:
-        recalled = normalize(record.recall_text)
-        found = sum(normalize(t.text) in recalled for t in record.evidence)
-        return found / len(record.evidence)
-    return None
+    items = evidence_items(record)
+    return sum(found for _, found in items) / len(items) if items else None
 
 
 def answer_correct(record: ProbeRecord) -> bool | None:
@@ -30,6 +32,14 @@ def answer_correct(record: ProbeRecord) -> bool | None:
     if contains_any(record.answer, record.rejected):
         return False
     return all(contains_any(record.answer, group) for group in record.accepted)
+
+
+def control_correct(record: ProbeRecord) -> bool | None:
+    """Whether the no-memory control answered a probe that has an answer to give (not
+    abstention, leakage or isolation): such a probe tests the model, not the memory."""
+    if record.error is not None or record.kind == ProbeKind.abstention:
+        return None
+    return answer_correct(record)
 
 
 def violates(record: ProbeRecord) -> bool | None:

@@ -7,12 +7,11 @@ from collections import defaultdict
 from typing import Any
 
 from memeval.results import ProbeRecord
-from memeval.scenario.schema import LEAKAGE_KINDS
 from memeval.scoring.curve import retention_curve
 from memeval.scoring.judge import JudgeCheck, judge_scores
 from memeval.scoring.parity import parity_scores
 from memeval.scoring.prices import PriceTable
-from memeval.scoring.retention import answer_correct, evidence_share, violates
+from memeval.scoring.retention import answer_correct, control_correct, evidence_share, violates
 from memeval.scoring.stats import DIGITS, pearson, rate, summary
 from memeval.scoring.verbatim import VERBATIM_WORDS
 
@@ -184,13 +183,11 @@ def score_cell(records: list[ProbeRecord], prices: PriceTable | None = None,
 
 def memorization_ratio(control: list[ProbeRecord]) -> dict[str, Any] | None:
     """Share of probes with an answer to give that the no-memory control answers correctly."""
-    verdicts = [float(c) for r in control if r.error is None and r.kind not in LEAKAGE_KINDS
-                and r.kind != "abstention" and (c := answer_correct(r)) is not None]
-    found = rate(verdicts)
+    verdicts = [(r, c) for r in control if (c := control_correct(r)) is not None]
+    found = rate([float(c) for _, c in verdicts])
     if found is None:
         return None
-    return {**found, "probes": sorted(f"{r.scenario}/{r.probe}" for r in control
-                                      if r.kind != "abstention" and answer_correct(r))}
+    return {**found, "probes": sorted(f"{r.scenario}/{r.probe}" for r, c in verdicts if c)}
 
 
 def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None,
