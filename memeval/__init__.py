@@ -13,9 +13,11 @@ from memeval.protocols import (
     CellContext,
     Embedder,
     Footprint,
+    GivesLogprobs,
     MemoryBackend,
     Query,
     Reader,
+    ReadsAttention,
     Recall,
     RecallItem,
     SessionInfo,
@@ -24,8 +26,9 @@ from memeval.protocols import (
 )
 
 if TYPE_CHECKING:
+    from memeval.api import run
+    from memeval.records import RunConfig
     from memeval.results import RunResult
-    from memeval.runner import run
     from memeval.scenario import Scenario, load_scenario
 
 __all__ = [
@@ -33,12 +36,15 @@ __all__ = [
     "CellContext",
     "Embedder",
     "Footprint",
+    "GivesLogprobs",
     "MemevalError",
     "MemoryBackend",
     "Query",
     "Reader",
+    "ReadsAttention",
     "Recall",
     "RecallItem",
+    "RunConfig",
     "RunResult",
     "Scenario",
     "ScenarioError",
@@ -50,7 +56,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "run": "memeval.runner",
+    "run": "memeval.api",
+    "RunConfig": "memeval.records",
     "RunResult": "memeval.results",
     "Scenario": "memeval.scenario",
     "load_scenario": "memeval.scenario",

@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from memeval.errors import MemevalError, ScenarioError
+from memeval.records import RunConfig
 from memeval.report.html import fmt_bytes
+from memeval.scoring.model import Scores, rate_text
 
 app = typer.Typer(
     help="Evaluate an AI agent's memory: retention, token cost, memory cost and leakage.",
@@ -30,14 +32,12 @@ def _fail(exc: MemevalError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _fmt_rate(stat: dict[str, Any] | None) -> str:
-    if not stat:
-        return "–"
-    low, high = stat["ci95"]
-    return f"{stat['value']:.2f} [{low:.2f}, {high:.2f}]"
+def _help(option: str) -> str:
+    """An option's help, from its one definition in RunConfig."""
+    return RunConfig.model_fields[option].description or option
 
 
-def results_table(scores: dict[str, Any], title: str) -> Table:
+def results_table(scores: Scores, title: str) -> Table:
     """One row per backend and reader: the figures that separate memory strategies."""
     table = Table(title=title, title_justify="left", caption="retention: value [95% Wilson CI]",
                   caption_justify="left")
@@ -45,68 +45,59 @@ def results_table(scores: dict[str, Any], title: str) -> Table:
                  "recall p50", "footprint", "leaks", "errors"):
         table.add_column(name, justify="left" if name in {"backend", "reader"} else "right",
                          overflow="fold")
-    for cell in scores["cells"]:
-        recall_p50 = cell["latency_s"]["recall"]["p50"]
+    for cell in scores.cells:
+        recall_p50 = cell.latency_s.recall.p50
+        peak = cell.footprint.peak_bytes
         table.add_row(
-            cell["backend"], cell["reader"], str(cell["probes"]),
-            _fmt_rate(cell["evidence_retention"]), _fmt_rate(cell["answer_retention"]),
-            f"{cell['tokens']['recalled']['mean'] or 0:.0f}",
+            cell.backend, cell.reader, str(cell.probes),
+            rate_text(cell.evidence_retention), rate_text(cell.answer_retention),
+            f"{cell.tokens.recalled.mean or 0:.0f}",
             "–" if recall_p50 is None else f"{recall_p50 * 1000:.1f} ms",
-            fmt_bytes(cell["footprint"]["peak_bytes"]) if cell["footprint"]["peak_bytes"] else "0 B",
-            _fmt_rate(cell["leakage"]["violation_rate"]), str(cell["errors"]),
+            fmt_bytes(peak) if peak else "0 B",
+            rate_text(cell.leakage.violation_rate), str(cell.errors),
         )
     return table
 
 
-def print_notes(scores: dict[str, Any]) -> None:
+def print_notes(scores: Scores) -> None:
     """What the table cannot say: memorization, and a judge that is not to be trusted."""
     seen: set[str] = set()
-    for cell in scores["cells"]:
-        memo = cell["leakage"]["memorization"]
-        if memo and cell["reader"] not in seen:
-            seen.add(cell["reader"])
-            console.print(f"memorization ({cell['reader']}, no-memory control): "
-                          f"{_fmt_rate(memo)} of probes answered with no memory at all")
-        judge = cell.get("judge")
+    for cell in scores.cells:
+        memo = cell.leakage.memorization
+        if memo and cell.reader not in seen:
+            seen.add(cell.reader)
+            console.print(f"memorization ({cell.reader}, no-memory control): "
+                          f"{rate_text(memo)} of probes answered with no memory at all")
+        judge = cell.judge
         if judge:
-            fa = judge["false_accept_rate"]
-            console.print(f"judge on {cell['backend']}: agreement {_fmt_rate(judge['agreement'])}, "
-                          f"false-accept {_fmt_rate(fa)}"
-                          + ("" if judge["trusted"] else f" — [red]not trusted[/red]: {judge['note']}"))
+            console.print(f"judge on {cell.backend}: agreement {rate_text(judge.agreement)}, "
+                          f"false-accept {rate_text(judge.false_accept_rate)}"
+                          + ("" if judge.trusted else f" — [red]not trusted[/red]: {judge.note}"))
 
 
 @app.command()
 def run(
     paths: Annotated[list[Path], typer.Argument(help="Scenario files or folders.")],
     backend: Annotated[list[str] | None, typer.Option(
-        "--backend", "-b", help="Backend NAME[:opt=value,...] or module:Class; repeatable. "
-        "Default: full_context, no_memory, oracle.")] = None,
-    reader: Annotated[str, typer.Option("--reader", "-r", help="Reader NAME[:opt=value,...] "
-                                        "or module:Class.")] = "embedded",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory "
-                                             "(default runs/<timestamp>).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for every backend and reader.")] = 0,
-    limit: Annotated[int | None, typer.Option(help="Ask at most N probes per scenario.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
-    cache: Annotated[bool, typer.Option(help="Use the persistent call cache.")] = True,
-    max_concurrency: Annotated[int, typer.Option(
-        min=1, help="Reader requests in flight at once (for remote readers).")] = 1,
-    retries: Annotated[int, typer.Option(
-        min=0, help="Further attempts after a 429, 5xx, timeout or connection error.")] = 3,
-    control: Annotated[bool, typer.Option(
-        help="Run the no-memory control, which measures memorization.")] = True,
-    prices: Annotated[Path | None, typer.Option(
-        help="Price table (YAML/JSON) for token cost in money.")] = None,
-    ess: Annotated[bool, typer.Option(
-        help="Measure the effective state size of a local reader's attention.")] = False,
-    judge: Annotated[str | None, typer.Option(
-        help="A reader (as --reader) that gives a second verdict on every answer.")] = None,
-    report: Annotated[bool, typer.Option(help="Write report.html beside the records.")] = True,
-    parity: Annotated[list[str] | None, typer.Option(
-        help="Benchmark-parity scorer, repeatable: token_f1 (LoCoMo), retrieval "
-        "(LongMemEval recall@k, NDCG@k).")] = None,
+        "--backend", "-b", help=_help("backends") + " Repeatable; default: full_context, "
+        "no_memory, oracle.")] = None,
+    reader: Annotated[str, typer.Option("--reader", "-r", help=_help("reader"))] = "embedded",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help=_help("out"))] = None,
+    seed: Annotated[int, typer.Option(help=_help("seed"))] = 0,
+    limit: Annotated[int | None, typer.Option(help=_help("limit"))] = None,
+    resume: Annotated[bool, typer.Option(help=_help("resume"))] = False,
+    cache: Annotated[bool, typer.Option(help=_help("cache"))] = True,
+    max_concurrency: Annotated[int, typer.Option(min=1, help=_help("max_concurrency"))] = 1,
+    retries: Annotated[int, typer.Option(min=0, help=_help("retries"))] = 3,
+    control: Annotated[bool, typer.Option(help=_help("control"))] = True,
+    prices: Annotated[Path | None, typer.Option(help=_help("prices"))] = None,
+    ess: Annotated[bool, typer.Option(help=_help("ess"))] = False,
+    judge: Annotated[str | None, typer.Option(help=_help("judge"))] = None,
+    report: Annotated[bool, typer.Option(help=_help("report"))] = True,
+    parity: Annotated[list[str] | None, typer.Option(help=_help("parity") + " Repeatable.")] = None,
 ) -> None:
     """Replay scenarios into each backend, ask every probe, score, and print the table."""
+    options = dict(locals())  # first: every parameter is a RunConfig field (checked by a test)
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -116,14 +107,17 @@ def run(
         TimeRemainingColumn,
     )
 
-    from memeval.runner import DEFAULT_BACKENDS, CallPolicy, execute, plan_run
-    from memeval.scoring.prices import load_prices
+    from memeval.api import execute_plan, make_config
+    from memeval.runner import plan_run
 
+    options.pop("paths")
+    options["backends"] = options.pop("backend") or list(RunConfig().backends)
+    options["parity"] = options["parity"] or []
+    plan = None
     try:
+        config = make_config(options)
         with console.status("loading scenarios and adapters…"):
-            table = load_prices(prices) if prices else None
-            plan = plan_run(paths, backend or list(DEFAULT_BACKENDS), reader, out, seed, limit,
-                            control, ess, judge, parity or [])
+            plan = plan_run(paths, config)
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=console,
                             transient=False)
@@ -135,17 +129,16 @@ def run(
             progress.advance(task, advance)
 
         with progress:
-            result = execute(plan, resume=resume, cache=cache, command=sys.argv, progress=hook,
-                             policy=CallPolicy(max_concurrency=max_concurrency, retries=retries),
-                             prices=table, report=report)
+            result = execute_plan(plan, sys.argv, progress=hook)
     except KeyboardInterrupt:
+        where = f" --out {plan.out}" if plan else ""
         err.print(f"interrupted: records so far are kept; continue with "
-                  f"`memeval run ... --out {plan.out} --resume`")
+                  f"`memeval run ...{where} --resume`")
         raise typer.Exit(130) from None
     except MemevalError as exc:
         raise _fail(exc) from None
-    console.print(results_table(result.scores_json, f"memeval run · {result.run_dir}"))
-    print_notes(result.scores_json)
+    console.print(results_table(result.scored, f"memeval run · {result.run_dir}"))
+    print_notes(result.scored)
     console.print(f"records, scores and manifest in [bold]{result.run_dir}[/bold]"
                   + (f"; open {result.run_dir / 'report.html'}" if report else ""))
 
@@ -178,16 +171,16 @@ def score(
         help="Benchmark-parity scorers (default: those the run was given).")] = None,
 ) -> None:
     """Recompute scores.json from records.jsonl alone (no model is called)."""
-    from memeval.results import (
+    from memeval.records import (
         PRICES,
         SCORES,
         read_judge_checks,
         read_manifest,
-        read_prices,
         read_records,
         write_json_atomic,
     )
-    from memeval.scoring.prices import load_prices
+    from memeval.scoring.model import dump_scores
+    from memeval.scoring.prices import load_prices, read_prices
     from memeval.scoring.scores import compute_scores
 
     try:
@@ -207,8 +200,8 @@ def score(
         raise _fail(MemevalError(f"unknown parity scorer '{unknown[0]}' (known: "
                                  f"{', '.join(PARITY)})"))
     scores = compute_scores(records, manifest.backends, table, read_judge_checks(run_dir),
-                            parity if parity is not None else manifest.parity)
-    write_json_atomic(run_dir / SCORES, scores)
+                            parity if parity is not None else manifest.config.parity)
+    write_json_atomic(run_dir / SCORES, dump_scores(scores))
     console.print(results_table(scores, f"memeval score · {run_dir}"))
     print_notes(scores)
 

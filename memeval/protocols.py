@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -127,6 +128,12 @@ class MemoryBackend(ABC):
     start of each scenario, then `observe` for each turn, `end_session` after
     each session and `recall` for each probe. A backend must keep each user's
     memory apart: a query for one user never surfaces another user's turns.
+
+    Lifecycle: a backend the runner builds (from a name or a class) is closed
+    by the runner after its cell. An instance you pass in is yours: the runner
+    binds it again for every cell it serves, one cell at a time, and never
+    closes it; use it as a context manager (`with Rag() as rag: ...`) or call
+    `close()` yourself.
     """
 
     #: Reference backends that read the scenario's answers set this to True.
@@ -158,12 +165,22 @@ class MemoryBackend(ABC):
         """Tokens this backend spent on its own model calls so far. Optional."""
         return Usage()
 
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release threads, files and connections. Optional; a second call is harmless."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
 
 class Reader(ABC):
     """A model that answers a question from recalled text."""
 
     #: Largest prompt, in the reader's tokens.
-    context_tokens: ClassVar[int] = 8192
+    context_tokens: int = 8192
 
     @abstractmethod
     def answer(self, question: str, context: str) -> Answer:
@@ -173,11 +190,15 @@ class Reader(ABC):
         """Answer several (question, context) pairs; readers that batch override it."""
         return [self.answer(q, c) for q, c in requests]
 
-    def continuation_logprobs(self, question: str, context: str,
-                              continuations: Sequence[str]) -> list[float]:
-        """Log-likelihood of each continuation as the answer. Optional: local models give it,
-        and canary exposure needs it."""
-        raise NotImplementedError(f"{type(self).__name__} gives no log-probabilities")
+    def should_retry(self, exc: Exception) -> float | None:
+        """Whether a failed call is worth repeating, and the least wait before it.
+
+        Return None to record the error at once, or the seconds the server asked to
+        wait (0 for "retry with the runner's backoff"). Readers map their own
+        vendor's errors (rate limits, server errors, timeouts); the default retries
+        only timeouts and lost connections.
+        """
+        return 0.0 if isinstance(exc, (TimeoutError, ConnectionError)) else None
 
     def count_tokens(self, text: str) -> int:
         """Count tokens with the reader's own tokenizer (default: cl100k_base)."""
@@ -192,6 +213,27 @@ class Reader(ABC):
         The call cache is keyed by this and the prompt: anything that changes
         an answer belongs here; concurrency, retries and timeouts do not.
         """
+
+
+@runtime_checkable
+class GivesLogprobs(Protocol):
+    """A reader that scores continuations (local models): canary exposure needs it."""
+
+    def continuation_logprobs(self, question: str, context: str,
+                              continuations: Sequence[str]) -> list[float]:
+        """Log-likelihood of each continuation as the answer to `question` from `context`."""
+        ...
+
+
+@runtime_checkable
+class ReadsAttention(Protocol):
+    """A reader whose attention can be read (local transformers): `--ess` needs it."""
+
+    def effective_state_size(self, question: str, context: str,
+                             marks: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
+        """ESS at marked character offsets of `context` and at the question: one
+        {label, token, values} per place, values mapping each metric to a layers × heads table."""
+        ...
 
 
 @runtime_checkable

@@ -22,7 +22,7 @@ from memeval.protocols import CellContext, Footprint, MemoryBackend, Query, Reca
 from memeval.scenario.schema import Scenario
 from memeval.scenario.timeline import TimelineSession, build_timeline
 from memeval.scenario.validate import parse_scenario
-from memeval.scoring.match import contains_any
+from memeval.match import contains_any
 from memeval.tokens import count_tokens
 
 RULES = {

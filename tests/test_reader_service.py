@@ -11,7 +11,7 @@ import pytest
 import memeval
 from memeval.cache import CallCache, call_key
 from memeval.protocols import Answer, Reader
-from memeval.results import read_records
+from memeval.records import read_records
 from memeval.runner import CallPolicy, ReaderService, is_transient
 
 from .conftest import SCENARIOS

@@ -13,7 +13,7 @@ import pytest
 import memeval
 from memeval.errors import MemevalError
 from memeval.protocols import Answer, Usage
-from memeval.results import RECORDS, read_records
+from memeval.records import RECORDS, read_records
 from memeval.scenario import load_scenario
 
 from .conftest import ROOT, SCENARIOS

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from html import escape
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from memeval.errors import MemevalError
-from memeval.results import ProbeRecord, read_manifest, read_records
-from memeval.scoring.retention import answer_correct, evidence_share
+from memeval.records import read_manifest
+from memeval.scoring.model import ProbeVerdict, read_scores
 from memeval.scoring.stats import DIGITS
 
 
@@ -22,26 +23,32 @@ def mcnemar_exact(b: int, c: int) -> float:
     return round(min(1.0, 2 * tail), DIGITS)
 
 
-def _paired(a: list[ProbeRecord], b: list[ProbeRecord], verdict: Any) -> dict[str, Any]:
-    by_key = {(r.scenario, r.probe): r for r in b}
-    pairs = [(va, vb) for r in a if (o := by_key.get((r.scenario, r.probe))) is not None
-             and (va := verdict(r)) is not None and (vb := verdict(o)) is not None]
+def _paired(a: list[ProbeVerdict], b: list[ProbeVerdict],
+            verdict: Callable[[ProbeVerdict], bool | None]) -> dict[str, Any]:
+    by_key = {(v.scenario, v.probe): v for v in b}
+    pairs = [(va, vb) for v in a if (o := by_key.get((v.scenario, v.probe))) is not None
+             and (va := verdict(v)) is not None and (vb := verdict(o)) is not None]
     n = len(pairs)
     only_a = sum(1 for x, y in pairs if x and not y)
     only_b = sum(1 for x, y in pairs if y and not x)
-    mean_a = sum(float(x) for x, _ in pairs) / n if n else None
-    mean_b = sum(float(y) for _, y in pairs) / n if n else None
-    return {"pairs": n, "a": None if mean_a is None else round(mean_a, DIGITS),
-            "b": None if mean_b is None else round(mean_b, DIGITS),
-            "difference": None if n == 0 else round(mean_b - mean_a, DIGITS),  # type: ignore[operator]
+    if n == 0:
+        return {"pairs": 0, "a": None, "b": None, "difference": None, "only_a": 0, "only_b": 0,
+                "p_value": 1.0}
+    mean_a = sum(float(x) for x, _ in pairs) / n
+    mean_b = sum(float(y) for _, y in pairs) / n
+    return {"pairs": n, "a": round(mean_a, DIGITS), "b": round(mean_b, DIGITS),
+            "difference": round(mean_b - mean_a, DIGITS),
             "only_a": only_a, "only_b": only_b, "p_value": mcnemar_exact(only_a, only_b)}
 
 
-def _cells(records: list[ProbeRecord]) -> dict[str, list[ProbeRecord]]:
-    cells: dict[str, list[ProbeRecord]] = {}
-    for r in records:
-        if r.error is None and not r.control:
-            cells.setdefault(r.backend, []).append(r)
+def _cells(run_dir: Path) -> dict[str, list[ProbeVerdict]]:
+    """The verdicts of each backend of a run (the control left out), as the run scored them."""
+    scores = read_scores(run_dir)
+    controls = {c.backend for c in scores.cells if c.control}
+    cells: dict[str, list[ProbeVerdict]] = {}
+    for v in scores.verdicts:
+        if not v.error and v.backend not in controls:
+            cells.setdefault(v.backend, []).append(v)
     return cells
 
 
@@ -49,7 +56,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
     """Pair the probes of two runs, backend by backend (or the one backend of each run), and
     test the differences in answer and full-evidence retention."""
     manifests = read_manifest(Path(run_a)), read_manifest(Path(run_b))
-    a, b = _cells(read_records(Path(run_a))), _cells(read_records(Path(run_b)))
+    a, b = _cells(Path(run_a)), _cells(Path(run_b))
     shared = [name for name in a if name in b]
     if shared:
         matches = [(name, name) for name in shared]
@@ -62,10 +69,10 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
     for name_a, name_b in matches:
         rows.append({
             "backend_a": name_a, "backend_b": name_b,
-            "answer": _paired(a[name_a], b[name_b], answer_correct),
+            "answer": _paired(a[name_a], b[name_b], lambda v: v.correct),
             # evidence as a yes/no per probe (everything it needs was recalled), so pairs test
             "evidence": _paired(a[name_a], b[name_b],
-                                lambda r: None if (s := evidence_share(r)) is None else s == 1.0),
+                                lambda v: None if v.evidence is None else v.evidence == 1.0),
         })
     if all(row["answer"]["pairs"] == 0 and row["evidence"]["pairs"] == 0 for row in rows):
         raise MemevalError(f"{run_a} and {run_b} have no probe in common; compare runs of the "

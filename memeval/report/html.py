@@ -6,11 +6,10 @@ import re
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import Any
 
+from memeval.records import Manifest, ProbeRecord, read_manifest, read_records
 from memeval.report.svg import Series, bars, line_chart, scatter
-from memeval.results import Manifest, ProbeRecord, read_manifest, read_records
-from memeval.scoring.retention import answer_correct, evidence_share, violates
+from memeval.scoring.model import CellScores, ProbeVerdict, Rate, Scores, Summary, read_scores
 
 REPORT = "report.html"
 
@@ -48,11 +47,11 @@ SCRIPT = """
 """
 
 
-def _rate(stat: dict[str, Any] | None) -> str:
-    if not stat:
+def _rate(stat: Rate | None) -> str:
+    if stat is None:
         return '<span class="muted">–</span>'
-    low, high = stat["ci95"]
-    return f'{stat["value"]:.2f} <span class="muted">[{low:.2f}, {high:.2f}] n={stat["n"]}</span>'
+    low, high = stat.ci95
+    return f'{stat.value:.2f} <span class="muted">[{low:.2f}, {high:.2f}] n={stat.n}</span>'
 
 
 def fmt_bytes(n: float | None) -> str:
@@ -66,14 +65,10 @@ def fmt_bytes(n: float | None) -> str:
     return f"{n:.1f} GB"
 
 
-def _ms(stat: dict[str, Any]) -> str:
-    if stat["p50"] is None:
+def _ms(stat: Summary) -> str:
+    if stat.p50 is None or stat.p95 is None:
         return "–"
-    return f'{stat["p50"] * 1000:.1f} / {stat["p95"] * 1000:.1f}'
-
-
-def label(cell: dict[str, Any]) -> str:
-    return f'{cell["backend"]} · {cell["reader"]}' + (" (control)" if cell["control"] else "")
+    return f"{stat.p50 * 1000:.1f} / {stat.p95 * 1000:.1f}"
 
 
 def pareto(points: Sequence[tuple[str, float, float]]) -> list[str]:
@@ -96,63 +91,61 @@ def highlight(text: str, needles: Sequence[str]) -> str:
     return "".join(out) + escape(text[at:])
 
 
-def _summary(cells: list[dict[str, Any]]) -> str:
+def _summary(cells: list[CellScores]) -> str:
     head = ("backend · reader", "probes", "evidence retention", "answer retention",
             "recalled tok/probe", "reader in tok/probe", "footprint (max)", "peak RSS",
             "recall ms p50/p95", "observe ms p50/p95", "leak violations", "memorization (control)",
             "errors")
     rows = []
     for c in cells:
-        memo = c["leakage"]["memorization"]
         rows.append("<tr>" + "".join([
-            f'<td class="l">{escape(label(c))}</td>', f'<td>{c["probes"]}</td>',
-            f'<td>{_rate(c["evidence_retention"])}</td>', f'<td>{_rate(c["answer_retention"])}</td>',
-            f'<td>{c["tokens"]["recalled"]["mean"] or 0:.0f}</td>',
-            f'<td>{c["tokens"]["reader_input"]["mean"] or 0:.0f}</td>',
-            f'<td>{fmt_bytes(c["memory"]["usage_bytes"]["footprint"])}</td>',
-            f'<td>{fmt_bytes(c["memory"]["usage_bytes"]["peak_rss"])}</td>',
-            f'<td>{_ms(c["latency_s"]["recall"])}</td>', f'<td>{_ms(c["latency_s"]["observe"])}</td>',
-            f'<td>{_rate(c["leakage"]["violation_rate"])}</td>',
-            f'<td>{_rate(memo)}</td>', f'<td>{c["errors"]}</td>']) + "</tr>")
+            f'<td class="l">{escape(c.label)}</td>', f"<td>{c.probes}</td>",
+            f"<td>{_rate(c.evidence_retention)}</td>", f"<td>{_rate(c.answer_retention)}</td>",
+            f"<td>{c.tokens.recalled.mean or 0:.0f}</td>",
+            f"<td>{c.tokens.reader_input.mean or 0:.0f}</td>",
+            f'<td>{fmt_bytes(c.memory.usage_bytes["footprint"])}</td>',
+            f'<td>{fmt_bytes(c.memory.usage_bytes["peak_rss"])}</td>',
+            f"<td>{_ms(c.latency_s.recall)}</td>", f"<td>{_ms(c.latency_s.observe)}</td>",
+            f"<td>{_rate(c.leakage.violation_rate)}</td>",
+            f"<td>{_rate(c.leakage.memorization)}</td>", f"<td>{c.errors}</td>"]) + "</tr>")
     header = "".join(f'<th class="{"l" if i == 0 else ""}">{escape(h)}</th>' for i, h in enumerate(head))
     return f'<table id="summary"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _curves(cells: list[dict[str, Any]]) -> str:
+def _curves(cells: list[CellScores]) -> str:
     charts = []
     for c in cells:
-        if c["control"]:
+        if c.control:
             continue
         series, ticks = [], {}
         for what in ("evidence", "answer"):
-            block = c["retention_curve"]["sessions"][what]
+            curve = getattr(c.retention_curve.sessions, what)
             pts, ivs = [], []
-            for b in block["bins"]:
-                mid = (b["low"] + b["high"]) / 2
-                ticks[mid] = str(b["low"]) if b["low"] == b["high"] else f'{b["low"]}–{b["high"]}'
-                pts.append((mid, b["value"]))
-                ivs.append(tuple(b["ci95"]))
-            h = block["half_life"]
+            for b in curve.bins:
+                mid = (b.low + b.high) / 2
+                ticks[mid] = str(b.low) if b.low == b.high else f"{b.low}–{b.high}"
+                pts.append((mid, b.value))
+                ivs.append(b.ci95)
+            h = curve.half_life
             name = f"{what} (half-life {h:g})" if h else what
             series.append(Series(name, pts, ivs, dashed=what == "answer"))
-        charts.append(line_chart(f'Retention vs distance: {label(c)}', series,
+        charts.append(line_chart(f"Retention vs distance: {c.label}", series,
                                  "sessions between planting and probe", "retention", (0.0, 1.0),
                                  sorted(ticks.items())))
     return '<div class="charts">' + "".join(charts) + "</div>"
 
 
-def _cost(cells: list[dict[str, Any]]) -> str:
-    points = [(label(c), c["tokens"]["reader_input"]["mean"] or 0.0,
-               (c["answer_retention"] or {}).get("value", 0.0)) for c in cells]
+def _cost(cells: list[CellScores]) -> str:
+    points = [(c.label, c.tokens.reader_input.mean or 0.0,
+               c.answer_retention.value if c.answer_retention else 0.0) for c in cells]
     return scatter("Cost against retention (dashed: Pareto frontier)", points,
                    "reader input tokens per probe", "answer retention", pareto(points))
 
 
-def _leakage(cells: list[dict[str, Any]]) -> str:
-    rows = [(label(c), v["value"], *v["ci95"]) for c in cells
-            if (v := c["leakage"]["violation_rate"])]
-    memo = [(c["reader"], m["value"], *m["ci95"]) for c in cells
-            if c["control"] and (m := c["leakage"]["memorization"])]
+def _leakage(cells: list[CellScores]) -> str:
+    rows = [(c.label, v.value, *v.ci95) for c in cells if (v := c.leakage.violation_rate)]
+    memo = [(c.reader, m.value, *m.ci95) for c in cells
+            if c.control and (m := c.leakage.memorization)]
     parts = [bars("Leakage and isolation violations", rows, "share of leakage/isolation probes")]
     if memo:
         parts.append(bars("Memorization (no-memory control)", memo,
@@ -160,28 +153,29 @@ def _leakage(cells: list[dict[str, Any]]) -> str:
     return '<div class="charts">' + "".join(parts) + "</div>"
 
 
-def _footprint(cells: list[dict[str, Any]]) -> str:
+def _footprint(cells: list[CellScores]) -> str:
     series = []
     for i, c in enumerate(cells):
         by_scenario: dict[str, list[tuple[float, float]]] = {}
-        for scenario, _, tokens, size in c["memory"]["footprint_series"]:
+        for scenario, _, tokens, size in c.memory.footprint_series:
             by_scenario.setdefault(scenario, []).append((float(tokens), float(size)))
         # one line per scenario (each is its own timeline), one colour per backend
-        series += [Series(c["backend"], sorted(pts), colour=i) for pts in by_scenario.values()]
+        series += [Series(c.backend, sorted(pts), colour=i) for pts in by_scenario.values()]
     return line_chart("Footprint over time (one line per scenario)", series,
                       "conversation tokens observed", "footprint bytes")
 
 
-def _ess(cells: list[dict[str, Any]]) -> str:
+def _ess(cells: list[CellScores]) -> str:
     """Mean ESS (over layers and heads) where it was taken, and its correlation at the probe
     with a correct answer; empty when the run did not measure ESS."""
     rows = []
     for c in cells:
-        for metric, block in (c.get("ess") or {}).items():
-            where = [f'<td>{block[w]["mean"]:.2f} <span class="muted">n={block[w]["n"]}</span></td>'
-                     if w in block else "<td>–</td>" for w in ("session_boundary", "fact", "probe")]
-            r = block["probe_vs_correct_r"]
-            rows.append(f'<tr><td class="l">{escape(label(c))}</td><td class="l">{escape(metric)}'
+        for metric, block in (c.ess or {}).items():
+            where = [f'<td>{p.mean or 0:.2f} <span class="muted">n={p.n}</span></td>'
+                     if (p := block.places.get(w)) else "<td>–</td>"
+                     for w in ("session_boundary", "fact", "probe")]
+            r = block.probe_vs_correct_r
+            rows.append(f'<tr><td class="l">{escape(c.label)}</td><td class="l">{escape(metric)}'
                         f'</td>{"".join(where)}<td>{"–" if r is None else f"{r:+.2f}"}</td></tr>')
     if not rows:
         return ""
@@ -191,23 +185,22 @@ def _ess(cells: list[dict[str, Any]]) -> str:
             "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
-def _verdict(r: ProbeRecord) -> tuple[str, bool]:
-    if r.error:
-        return f'<span class="bad">error ({escape(r.error_stage or "")})</span>', False
-    v = violates(r)
-    if v is not None:
-        return ('<span class="bad">violation</span>' if v else '<span class="ok">no leak</span>'), not v
-    c = answer_correct(r)
-    if c is None:
-        return '<span class="muted">–</span>', True
-    return ('<span class="ok">correct</span>' if c else '<span class="bad">wrong</span>'), c
+def _verdict(r: ProbeRecord, v: ProbeVerdict) -> str:
+    if v.error:
+        return f'<span class="bad">error ({escape(r.error_stage or "")})</span>'
+    if v.violation is not None:
+        return '<span class="bad">violation</span>' if v.violation else '<span class="ok">no leak</span>'
+    if v.correct is None:
+        return '<span class="muted">–</span>'
+    return '<span class="ok">correct</span>' if v.correct else '<span class="bad">wrong</span>'
 
 
-def _probe_rows(records: list[ProbeRecord]) -> str:
+def _probe_rows(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVerdict]
+                ) -> str:
     rows = []
     for r in records:
-        verdict, ok = _verdict(r)
-        share = evidence_share(r)
+        v = verdicts[r.key]
+        share = v.evidence
         needles = [a for f in r.expected for a in f.answers] + [t.text for t in r.evidence] + \
             r.forbidden
         details = "".join([
@@ -220,27 +213,28 @@ def _probe_rows(records: list[ProbeRecord]) -> str:
             f"<pre>{highlight(r.recall_text, needles) or '(nothing)'}</pre>",
             f"<div><b>Answer</b>: {escape(r.answer or '')}</div>",
             f"<div><b>Judge</b>: {escape(r.judge.reply)}</div>" if r.judge else "",
-            "<div><b>Memorized</b>: the reader answers this with no memory</div>" if r.memorized
+            "<div><b>Memorized</b>: the reader answers this with no memory</div>" if v.memorized
             else "",
             f'<div class="bad"><b>Error</b>: {escape(r.error)}</div>' if r.error else "",
         ])
         rows.append(
-            f'<tr data-backend="{escape(r.backend)}" data-ok="{int(ok)}">'
+            f'<tr data-backend="{escape(r.backend)}" data-ok="{int(v.ok)}">'
             f'<td class="l">{escape(r.scenario)}</td><td class="l">{escape(r.backend)}</td>'
             f'<td class="l">{escape(r.kind)}</td>'
             f'<td class="l"><details><summary>{escape(r.probe)}: {escape(r.question)}</summary>'
             f"{details}</details></td>"
-            f'<td>{"–" if share is None else f"{share:.2f}"}</td><td class="l">{verdict}</td></tr>')
+            f'<td>{"–" if share is None else f"{share:.2f}"}</td><td class="l">{_verdict(r, v)}</td>'
+            "</tr>")
     return "".join(rows)
 
 
-def render_report(manifest: Manifest, records: list[ProbeRecord], scores: dict[str, Any]) -> str:
+def render_report(manifest: Manifest, records: list[ProbeRecord], scores: Scores) -> str:
     """The report as one HTML string: nothing is loaded from anywhere else."""
-    cells = scores["cells"]
+    cells = scores.cells
     backends = sorted({r.backend for r in records})
     options = "".join(f'<option value="{escape(b)}">{escape(b)}</option>' for b in backends)
-    notes = "".join(f'<p class="note">Judge on {escape(label(c))}: {escape(c["judge"]["note"])}</p>'
-                    for c in cells if c.get("judge") and not c["judge"]["trusted"])
+    notes = "".join(f'<p class="note">Judge on {escape(c.label)}: {escape(c.judge.note)}</p>'
+                    for c in cells if c.judge and not c.judge.trusted)
     scenarios = ", ".join(escape(s.id) for s in manifest.scenarios)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -248,7 +242,7 @@ def render_report(manifest: Manifest, records: list[ProbeRecord], scores: dict[s
 <title>memeval report · {escape(manifest.reader)}</title><style>{STYLE}</style></head>
 <body>
 <h1>memeval report</h1>
-<p>Reader <b>{escape(manifest.reader)}</b> · scenarios {scenarios} · seed {manifest.seed}
+<p>Reader <b>{escape(manifest.reader)}</b> · scenarios {scenarios} · seed {manifest.config.seed}
  · created {escape(manifest.created)} · memeval {escape(manifest.memeval_version)}</p>
 <h2>Summary</h2>
 {_summary(cells)}
@@ -267,7 +261,7 @@ said otherwise; the control is the same reader with no memory at all.</p>{notes}
 <label><input id="f-failed" type="checkbox"> only failures</label><span id="f-count"></span></div>
 <table id="probes"><thead><tr><th class="l">scenario</th><th class="l">backend</th>
 <th class="l">kind</th><th class="l">probe</th><th>evidence</th><th class="l">verdict</th></tr></thead>
-<tbody>{_probe_rows(records)}</tbody></table>
+<tbody>{_probe_rows(records, scores.verdict_map())}</tbody></table>
 <script>{SCRIPT}</script>
 </body></html>
 """
@@ -275,14 +269,10 @@ said otherwise; the control is the same reader with no memory at all.</p>{notes}
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the run's report (default RUN_DIR/report.html) and return its path."""
-    import json
-
-    from memeval.results import SCORES
-
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     records = sorted(read_records(run_dir), key=lambda r: (r.scenario, r.backend, r.probe))
-    scores = json.loads((run_dir / SCORES).read_text(encoding="utf-8"))
+    scores = read_scores(run_dir)
     path = Path(out) if out else run_dir / REPORT
     path.write_text(render_report(manifest, records, scores), encoding="utf-8")
     return path

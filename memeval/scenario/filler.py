@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 
-from memeval.scoring.match import NeedleSet
+from memeval.match import NeedleSet
 from memeval.tokens import count_tokens
 
 _POOLS: dict[str, list[str]] = {

@@ -23,7 +23,7 @@ from memeval.scenario.schema import (
     TurnSpec,
 )
 from memeval.scenario.yamlpos import Path_, Positions, YamlError, load_with_positions
-from memeval.scoring.match import contains_any
+from memeval.match import contains_any
 
 MIN_FILLER_TOKENS_PER_SESSION = 20
 SCENARIO_SUFFIXES = (".yaml", ".yml")

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from memeval.results import ProbeRecord
+from memeval.records import ProbeRecord
 from memeval.scoring.retention import answer_correct, evidence_items
 from memeval.scoring.stats import DIGITS, rate
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from memeval.results import ProbeRecord
+from memeval.records import JudgeCheck, ProbeRecord
 from memeval.scenario.schema import LEAKAGE_KINDS, ProbeKind
 from memeval.scoring.retention import answer_correct, violates
 from memeval.scoring.stats import rate
@@ -70,17 +68,6 @@ TRUST_FALSE_ACCEPT = 0.1
 _VERDICT = re.compile(r"\b(correct|wrong|incorrect|yes|no)\b", re.IGNORECASE)
 
 
-class JudgeCheck(BaseModel):
-    """The judge's verdict on one built-in known-wrong answer."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: str
-    answer: str
-    reply: str
-    accepted: bool | None
-
-
 def judge_request(kind: str, question: str, answer: str, accepted: list[list[str]] | list[str],
                   rejected: list[str] | None = None, forbidden: list[str] | None = None
                   ) -> tuple[str, str]:
@@ -119,19 +106,25 @@ def deterministic_verdict(record: ProbeRecord) -> bool | None:
 
 
 def judge_scores(records: list[ProbeRecord], checks: list[JudgeCheck] | None) -> dict[str, Any] | None:
-    """Agreement with the deterministic verdict, and the false-accept rate on known-wrong answers."""
-    judged = [r for r in records if r.judge is not None]
-    if not judged:
+    """Agreement with the deterministic verdict, and the false-accept rate on known-wrong answers.
+
+    A reply that cannot be read as CORRECT or WRONG (or a failed call) counts as unreadable,
+    and on a known-wrong answer as not rejecting it.
+    """
+    said = [None if r.judge.error else read_verdict(r.judge.reply)
+            for r in records if r.judge is not None]
+    if not said:
         return None
-    pairs = [(d, r.judge.correct) for r in judged
-             if r.judge is not None and r.judge.correct is not None
-             and (d := deterministic_verdict(r)) is not None]
-    false_accept = rate([float(c.accepted is not False) for c in checks or []])
+    judged = [r for r in records if r.judge is not None]
+    pairs = [(d, b) for r, b in zip(judged, said, strict=True)
+             if b is not None and (d := deterministic_verdict(r)) is not None]
+    accepted = [None if c.error else read_verdict(c.reply) for c in checks or []]
+    false_accept = rate([float(a is not False) for a in accepted])
     trusted = false_accept is not None and false_accept["value"] <= TRUST_FALSE_ACCEPT
     return {
         "agreement": rate([float(a == b) for a, b in pairs]),
         "judge_says_correct": rate([float(b) for _, b in pairs]),
-        "unreadable": sum(r.judge.correct is None for r in judged if r.judge is not None),
+        "unreadable": sum(b is None for b in said),
         "false_accept_rate": false_accept,
         "trusted": trusted,
         "note": ("" if trusted else

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from memeval.errors import MemevalError
+from memeval.records import PRICES
 from memeval.scenario.yamlpos import YamlError, load_with_positions
 
 
@@ -68,3 +69,11 @@ def load_prices(path: str | Path) -> PriceTable:
         where = ".".join(str(part) for part in loc) or "the table"
         raise MemevalError(f"{path}:{line}:{col}: {where}: {error['msg']} (write e.g. "
                            "`models: {\"embedded\": {input: 0.0, output: 0.0}}`)") from None
+
+
+def read_prices(run_dir: Path) -> PriceTable | None:
+    """The price table a run was given (kept as prices.json), if any."""
+    path = Path(run_dir) / PRICES
+    if not path.exists():
+        return None
+    return PriceTable.model_validate_json(path.read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""scores.json: one entry per (backend, reader), computed from the records alone."""
+"""scores.json: one entry per (backend, reader), and a verdict per record, from the records alone."""
 
 from __future__ import annotations
 
@@ -6,22 +6,23 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from memeval.results import ProbeRecord
+from memeval.records import JudgeCheck, ProbeRecord
 from memeval.scoring.curve import retention_curve
-from memeval.scoring.judge import JudgeCheck, judge_scores
+from memeval.scoring.judge import judge_scores
+from memeval.scoring.model import CellScores, ProbeVerdict, Scores
 from memeval.scoring.parity import parity_scores
 from memeval.scoring.prices import PriceTable
-from memeval.scoring.retention import answer_correct, control_correct, evidence_share, violates
+from memeval.scoring.retention import control_correct
 from memeval.scoring.stats import DIGITS, pearson, rate, summary
 from memeval.scoring.verbatim import VERBATIM_WORDS
+from memeval.scoring.verdicts import probe_verdicts
 
-SCORES_FORMAT = 2
 _GPU_STATS = ("gpu_peak_allocated_bytes", "gpu_peak_reserved_bytes", "kv_cache_bytes")
 
 
-def _retention(records: list[ProbeRecord]) -> dict[str, Any]:
-    evidence = [s for r in records if (s := evidence_share(r)) is not None]
-    answers = [float(c) for r in records if (c := answer_correct(r)) is not None]
+def _retention(verdicts: list[ProbeVerdict]) -> dict[str, Any]:
+    evidence = [v.evidence for v in verdicts if v.evidence is not None]
+    answers = [float(v.correct) for v in verdicts if v.correct is not None]
     return {"evidence_retention": rate(evidence), "answer_retention": rate(answers)}
 
 
@@ -103,7 +104,8 @@ def _canary(ok: list[ProbeRecord]) -> dict[str, Any] | None:
             "max_exposure_bits": round(max(math.log2(c.candidates) for c, _ in rows), DIGITS)}
 
 
-def _ess(ok: list[ProbeRecord]) -> dict[str, Any] | None:
+def _ess(ok: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVerdict]
+         ) -> dict[str, Any] | None:
     """Mean ESS (over layers and heads) by where it was taken, and at the probe against
     whether the probe was answered."""
     points = [(p, r) for r in ok for p in r.ess]
@@ -121,40 +123,41 @@ def _ess(ok: list[ProbeRecord]) -> dict[str, Any] | None:
         for p, r in points:
             where = p.label.split(":")[0]
             by_where[where].append(mean(p.values[metric]))
-            correct = answer_correct(r)
+            correct = verdicts[r.key].correct
             if where == "probe" and correct is not None:
                 at_probe.append((mean(p.values[metric]), float(correct)))
         out[metric] = {
-            **{where: summary(values) for where, values in sorted(by_where.items())},
+            "places": {where: summary(values) for where, values in sorted(by_where.items())},
             "probe_vs_correct_r": pearson(at_probe),
         }
     return out
 
 
-def score_cell(records: list[ProbeRecord], prices: PriceTable | None = None,
-               memorization: dict[str, Any] | None = None,
+def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVerdict],
+               prices: PriceTable | None = None, memorization: dict[str, Any] | None = None,
                judge_checks: list[JudgeCheck] | None = None,
-               parity: list[str] | None = None) -> dict[str, Any]:
+               parity: list[str] | None = None) -> CellScores:
     """Scores of one (backend, reader) cell over all its scenarios."""
     ok = [r for r in records if r.error is None]
-    by_kind: dict[str, list[ProbeRecord]] = defaultdict(list)
-    for r in ok:
-        by_kind[r.kind].append(r)
-    violations = [float(v) for r in ok if (v := violates(r)) is not None]
+    judged = [verdicts[r.key] for r in ok]
+    by_kind: dict[str, list[ProbeVerdict]] = defaultdict(list)
+    for v in judged:
+        by_kind[v.kind].append(v)
+    violations = [float(v.violation) for v in judged if v.violation is not None]
     answered = [r for r in ok if r.answer is not None]
     observe = [s for r in ok for s in r.observe_s]
-    memory_only = [r for r in ok if not r.memorized]
-    return {
+    memory_only = [v for v in judged if not v.memorized]
+    return CellScores.model_validate({
         "backend": records[0].backend,
         "reader": records[0].reader,
         "control": records[0].control,
         "probes": len(records),
         "errors": len(records) - len(ok),
         "scenarios": sorted({r.scenario for r in records}),
-        **_retention(ok),
+        **_retention(judged),
         "answer_retention_memory_only": _retention(memory_only)["answer_retention"],
-        "memorized_probes": sum(bool(r.memorized) for r in ok),
-        "by_kind": {kind: _retention(rs) for kind, rs in sorted(by_kind.items())},
+        "memorized_probes": sum(bool(v.memorized) for v in judged),
+        "by_kind": {kind: _retention(vs) for kind, vs in sorted(by_kind.items())},
         "retention_curve": retention_curve(ok),
         "leakage": {
             "violation_rate": rate(violations),
@@ -175,10 +178,10 @@ def score_cell(records: list[ProbeRecord], prices: PriceTable | None = None,
             "peak_items": max((r.footprint.items for r in ok if r.footprint), default=0),
         },
         "peak_rss_bytes": max((r.peak_rss_bytes for r in ok), default=0),
-        "ess": _ess(ok),
+        "ess": _ess(ok, verdicts),
         "judge": judge_scores(ok, judge_checks),
-        **({"parity": parity_scores(ok, parity)} if parity else {}),
-    }
+        "parity": parity_scores(ok, parity) if parity else None,
+    })
 
 
 def memorization_ratio(control: list[ProbeRecord]) -> dict[str, Any] | None:
@@ -193,17 +196,21 @@ def memorization_ratio(control: list[ProbeRecord]) -> dict[str, Any] | None:
 def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None,
                    prices: PriceTable | None = None,
                    judge_checks: list[JudgeCheck] | None = None,
-                   parity: list[str] | None = None) -> dict[str, Any]:
-    """The whole scores.json payload, independent of the order of the records.
+                   parity: list[str] | None = None) -> Scores:
+    """Every score and verdict of a run, independent of the order of the records.
 
     Cells follow `backends` (the order the run was given them), then by name.
     """
     rank = {name: i for i, name in enumerate(backends or [])}
+    ordered = sorted(records, key=lambda r: (rank.get(r.backend, len(rank)), r.key))
+    verdicts = probe_verdicts(ordered)
+    by_key = {r.key: v for r, v in zip(ordered, verdicts, strict=True)}
     cells: dict[tuple[str, str], list[ProbeRecord]] = {}
-    for r in sorted(records, key=lambda r: (rank.get(r.backend, len(rank)), r.key)):
+    for r in ordered:
         cells.setdefault((r.backend, r.reader), []).append(r)
-    controls = {reader: memorization_ratio(rs) for (_, reader), rs in cells.items()
-                if rs[0].control}
-    return {"format": SCORES_FORMAT,
-            "cells": [score_cell(rs, prices, controls.get(reader), judge_checks, parity)
-                      for (_, reader), rs in cells.items()]}
+    controls = {reader: memorization_ratio(rs)
+                for (_, reader), rs in cells.items() if rs[0].control}
+    return Scores(
+        cells=[score_cell(rs, by_key, prices, controls.get(reader), judge_checks, parity)
+               for (_, reader), rs in cells.items()],
+        verdicts=verdicts)

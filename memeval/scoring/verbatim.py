@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from memeval.scoring.match import normalize
+from memeval.match import normalize
 
 _WORD = re.compile(r"\w+")
 

@@ -8,7 +8,7 @@ import pytest
 
 import memeval
 from memeval.adapters.readers.embedded import EmbeddedReader
-from memeval.results import read_records
+from memeval.records import read_records
 
 from ..conftest import SCENARIOS
 

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 import memeval  # noqa: E402
 from memeval.adapters.readers.ess import block_ess, effective_state_size, metric_names  # noqa: E402
 from memeval.adapters.readers.transformers import TransformersReader  # noqa: E402
-from memeval.results import read_records  # noqa: E402
+from memeval.records import read_records  # noqa: E402
 
 from ..conftest import SCENARIOS  # noqa: E402
 from .tiny_model import build_tiny_model  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 
 import memeval
 from memeval.adapters.readers.openai import OpenAIReader
-from memeval.results import read_records
+from memeval.records import read_records
 
 from ..conftest import SCENARIOS
 from ..servers import Server, servable_gemma, transformers_serve

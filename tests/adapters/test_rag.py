@@ -12,7 +12,7 @@ import memeval
 from memeval.adapters.backends.rag import Rag
 from memeval.adapters.embedders.minilm import MiniLMEmbedder
 from memeval.protocols import CellContext, Query, SessionInfo, Turn
-from memeval.results import read_records
+from memeval.records import read_records
 from memeval.testing import assert_conforms
 from memeval.tokens import count_tokens
 

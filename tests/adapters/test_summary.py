@@ -8,7 +8,7 @@ import pytest
 
 import memeval
 from memeval.registry import build_backend
-from memeval.results import read_records
+from memeval.records import read_records
 from memeval.testing import assert_conforms
 
 from ..conftest import SCENARIOS

@@ -8,7 +8,7 @@ import pytest
 
 import memeval
 from memeval.adapters.readers.transformers import TransformersReader
-from memeval.results import read_records
+from memeval.records import read_records
 
 from ..conftest import SCENARIOS
 from .tiny_model import build_tiny_model

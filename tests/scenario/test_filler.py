@@ -5,7 +5,7 @@ import pytest
 from memeval.scenario.filler import generate_filler
 from memeval.scenario.timeline import build_timeline
 from memeval.scenario.validate import load_scenario
-from memeval.scoring.match import contains_any
+from memeval.match import contains_any
 from memeval.tokens import count_tokens
 
 from ..conftest import SCENARIOS

@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 import memeval
-from memeval.results import read_records
+from memeval.records import read_records
 from memeval.scenario import parse_scenario
 
 SCENARIO = textwrap.dedent("""\

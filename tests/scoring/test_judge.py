@@ -8,7 +8,7 @@ import pytest
 
 import memeval
 from memeval.protocols import Answer, Reader
-from memeval.results import read_records
+from memeval.records import read_records
 from memeval.scoring.judge import KNOWN_WRONG, RULES, judge_request, read_verdict
 
 from ..conftest import SCENARIOS

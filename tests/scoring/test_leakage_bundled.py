@@ -9,7 +9,7 @@ import pytest
 import memeval
 from memeval.adapters.backends.rag import Rag
 from memeval.protocols import Query, Recall
-from memeval.results import read_records
+from memeval.records import read_records
 
 from ..conftest import SCENARIOS
 

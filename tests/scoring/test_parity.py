@@ -7,7 +7,7 @@ import math
 import pytest
 
 from memeval.protocols import RecallItem
-from memeval.results import EvidenceTurn
+from memeval.records import EvidenceTurn
 from memeval.scoring.parity import parity_scores, record_f1, retrieval_at, token_f1
 
 from .test_retention import rec

@@ -9,7 +9,7 @@ import pytest
 
 from memeval.errors import MemevalError
 from memeval.protocols import Footprint, Usage
-from memeval.results import CanaryExposure, ExpectedFact, JudgeVerdict, ProbeRecord
+from memeval.records import CanaryExposure, ExpectedFact, JudgeVerdict, ProbeRecord
 from memeval.scoring.curve import half_life, retention_curve
 from memeval.scoring.prices import load_prices
 from memeval.scoring.scores import compute_scores, memorization_ratio, score_cell

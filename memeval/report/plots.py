@@ -3,35 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
+
+from memeval.report.html import pareto
+from memeval.scoring.model import CellScores, Scores, read_scores
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from memeval.results import RunResult
+
+class _HasRunDir(Protocol):
+    run_dir: Path
 
 
-def _cells(run: RunResult | dict[str, Any] | str | Path) -> list[dict[str, Any]]:
-    if isinstance(run, dict):
-        return run["cells"]
-    if isinstance(run, (str, Path)):
-        from memeval.results import RunResult
-
-        run = RunResult(run)
-    return run.scores_json["cells"]
+Run = Scores | str | Path | _HasRunDir
 
 
-def _name(cell: dict[str, Any]) -> str:
-    return cell["backend"] + (" (control)" if cell["control"] else "")
+def _cells(run: Run) -> list[CellScores]:
+    if isinstance(run, Scores):
+        return run.cells
+    return read_scores(run if isinstance(run, (str, Path)) else run.run_dir).cells
 
 
-def plot_retention(run: RunResult | dict[str, Any] | str | Path, unit: str = "sessions",
-                   measure: str = "answer") -> Figure:
+def _name(cell: CellScores) -> str:
+    return cell.backend + (" (control)" if cell.control else "")
+
+
+def plot_retention(run: Run, unit: str = "sessions", measure: str = "answer") -> Figure:
     """Retention against distance (`unit`: sessions or tokens), one line per backend, with
     95 % Wilson intervals and the fitted half-life in the legend.
 
     Args:
-        run: A `RunResult`, a run directory, or a scores.json dict.
+        run: A `RunResult`, a run directory, or its `Scores`.
         unit: "sessions" or "tokens" between planting and probing.
         measure: "answer" or "evidence" retention.
     """
@@ -39,17 +42,15 @@ def plot_retention(run: RunResult | dict[str, Any] | str | Path, unit: str = "se
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for cell in _cells(run):
-        if cell["control"]:
+        if cell.control:
             continue
-        block = cell["retention_curve"][unit][measure]
-        bins = block["bins"]
-        if not bins:
+        curve = getattr(getattr(cell.retention_curve, unit), measure)
+        if not curve.bins:
             continue
-        xs = [(b["low"] + b["high"]) / 2 for b in bins]
-        ys = [b["value"] for b in bins]
-        errors = [[y - b["ci95"][0] for y, b in zip(ys, bins, strict=True)],
-                  [b["ci95"][1] - y for y, b in zip(ys, bins, strict=True)]]
-        label = _name(cell) + (f" (half-life {block['half_life']:g})" if block["half_life"] else "")
+        xs = [(b.low + b.high) / 2 for b in curve.bins]
+        ys = [b.value for b in curve.bins]
+        errors = [[b.value - b.ci95[0] for b in curve.bins], [b.ci95[1] - b.value for b in curve.bins]]
+        label = _name(cell) + (f" (half-life {curve.half_life:g})" if curve.half_life else "")
         ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=label)
     ax.set_xlabel(f"{unit} between planting and probe")
     ax.set_ylabel(f"{measure} retention")
@@ -62,21 +63,18 @@ def plot_retention(run: RunResult | dict[str, Any] | str | Path, unit: str = "se
     return fig
 
 
-def plot_cost_vs_retention(run: RunResult | dict[str, Any] | str | Path,
-                           tokens: str = "reader_input") -> Figure:
+def plot_cost_vs_retention(run: Run, tokens: str = "reader_input") -> Figure:
     """Tokens per probe against answer retention, one point per backend, with the Pareto
     frontier of strategies (fewest tokens for the retention) dashed.
 
     Args:
-        run: A `RunResult`, a run directory, or a scores.json dict.
+        run: A `RunResult`, a run directory, or its `Scores`.
         tokens: "reader_input" or "recalled" tokens per probe.
     """
     import matplotlib.pyplot as plt
 
-    from memeval.report.html import pareto
-
-    points = [(_name(c), c["tokens"][tokens]["mean"] or 0.0,
-               (c["answer_retention"] or {}).get("value", 0.0)) for c in _cells(run)]
+    points = [(_name(c), getattr(c.tokens, tokens).mean or 0.0,
+               c.answer_retention.value if c.answer_retention else 0.0) for c in _cells(run)]
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, x, y in points:
         ax.scatter([x], [y], s=40)

@@ -1,0 +1,327 @@
+"""What a run writes, and how it is described: records, the manifest, run options, cells.
+
+This is the bottom of the run's stack: it imports nothing above `protocols`.
+A `ProbeRecord` holds measurements only; whether an answer is correct,
+memorized or a violation is decided at score time (`memeval.scoring`).
+A `Cell` (one scenario × backend × reader under a `RunConfig`) is plain JSON,
+so it can run in a fresh process or on another machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from memeval.errors import MemevalError
+from memeval.protocols import Footprint, MemoryBackend, Reader, RecallItem, Usage
+
+RECORDS = "records.jsonl"
+MANIFEST = "manifest.json"
+SCORES = "scores.json"
+PRICES = "prices.json"
+JUDGE = "judge.json"
+
+DEFAULT_BACKENDS = ("full_context", "no_memory", "oracle")
+DEFAULT_READER = "embedded"
+#: The backend whose answers measure memorization: the reader with no memory at all.
+CONTROL = "no_memory"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExpectedFact(_Record):
+    """A fact a probe expects, with how long ago it was planted."""
+
+    id: str
+    answers: list[str]
+    sessions_ago: int
+    tokens_ago: int
+
+
+class EvidenceTurn(_Record):
+    """A turn a probe names as evidence, with how long ago it was said."""
+
+    id: str
+    text: str
+    sessions_ago: int
+    tokens_ago: int
+
+
+class CanaryExposure(_Record):
+    """How readily the reader produces a planted secret, with and without memory."""
+
+    fact: str
+    candidates: int
+    rank_with_memory: int = Field(description="Rank of the true secret by likelihood (1 = best).")
+    rank_without_memory: int
+
+
+class EssPoint(_Record):
+    """Effective state size at one position of the reader's prompt, per layer and head."""
+
+    label: str = Field(description="session_boundary, fact:<id> or probe.")
+    token: int
+    values: dict[str, list[list[float]]] = Field(
+        description="Metric (tol_1e-2, tol_1e-3, entropy; `_nosink` without the first column) "
+        "to a layers × heads table.")
+
+
+class JudgeReply(_Record):
+    """What an LLM judge replied about an answer; it is read as a verdict at score time."""
+
+    reply: str
+    error: bool = Field(False, description="The judge's call failed; `reply` holds the error.")
+
+
+class JudgeCheck(_Record):
+    """The judge's reply to one built-in known-wrong answer."""
+
+    kind: str
+    answer: str
+    reply: str
+    error: bool = False
+
+
+class ProbeRecord(_Record):
+    """Everything measured for one probe in one (scenario, backend, reader) cell."""
+
+    scenario: str
+    scenario_sha256: str
+    backend: str
+    reader: str
+    probe: str
+    kind: str
+    user: str
+    question: str
+    accepted: list[list[str]] = Field(description="Answer groups; one of each must appear.")
+    expected: list[ExpectedFact] = Field(default_factory=list)
+    evidence: list[EvidenceTurn] = Field(default_factory=list)
+    rejected: list[str] = Field(default_factory=list)
+    forbidden: list[str] = Field(default_factory=list)
+    recall_text: str = ""
+    recall_items: list[RecallItem] = Field(default_factory=list)
+    recall_tokens: int = 0
+    answer: str | None = None
+    usage: Usage = Usage()
+    reader_stats: dict[str, float] = Field(default_factory=dict,
+                                           description="The reader's own measurements of this call.")
+    cached: bool = False
+    observe_s: list[float] = Field(default_factory=list,
+                                   description="Latency of each observe since the previous probe.")
+    recall_s: float | None = None
+    answer_s: float | None = None
+    footprint: Footprint | None = None
+    backend_usage: Usage = Usage()
+    peak_rss_bytes: int = 0
+    tokens_observed: int = Field(0, description="Conversation tokens replayed before this probe.")
+    copied_span: int = Field(0, description="Longest run of conversation words the answer copies.")
+    answer_logprobs: list[float] | None = None
+    control: bool = Field(False, description="A record of the automatic no-memory control.")
+    canary: list[CanaryExposure] = Field(default_factory=list)
+    ess: list[EssPoint] = Field(default_factory=list)
+    judge: JudgeReply | None = None
+    error: str | None = None
+    error_stage: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.scenario, self.backend, self.reader, self.probe)
+
+
+BackendSpec = str | MemoryBackend | type[MemoryBackend]
+ReaderSpec = str | Reader
+
+
+class RunConfig(BaseModel):
+    """Every option of a run, in one place: `memeval run` flags, `memeval.run()` keywords,
+    and the manifest's `config` (where adapter objects appear by their labels)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+
+    backends: list[BackendSpec] = Field(
+        default_factory=lambda: list(DEFAULT_BACKENDS),
+        description="Backends: NAME[:opt=value,...] (e.g. full_context:max_tokens=2000), "
+        "module:Class, MemoryBackend instances or classes.")
+    reader: ReaderSpec = Field(DEFAULT_READER, description="Reader NAME[:opt=value,...], "
+                               "module:Class, or a Reader instance.")
+    out: Path | None = Field(None, description="Run directory (default runs/<timestamp>).")
+    seed: int = Field(0, description="Seed handed to every backend and reader.")
+    limit: int | None = Field(None, ge=1, description="Ask at most N probes per scenario.")
+    resume: bool = Field(False, description="Continue the run in `out`, asking only probes "
+                         "not yet recorded.")
+    cache: bool = Field(True, description="Use the persistent call cache.")
+    max_concurrency: int = Field(1, ge=1, description="Reader requests in flight at once "
+                                 "(for remote readers).")
+    retries: int = Field(3, ge=0, description="Further attempts after a failure the reader "
+                         "calls transient (429, 5xx, timeout, lost connection).")
+    control: bool = Field(True, description="Also run the no-memory control, which measures "
+                          "memorization.")
+    prices: Path | None = Field(None, description="Price table (YAML or JSON) for token cost "
+                                "in money.")
+    ess: bool = Field(False, description="Measure the effective state size of a local "
+                      "reader's attention per probe.")
+    judge: ReaderSpec | None = Field(None, description="A reader (as `reader`) that gives a "
+                                     "second verdict on every answer.")
+    report: bool = Field(True, description="Write report.html beside the records.")
+    parity: list[str] = Field(default_factory=list, description="Benchmark-parity scorers: "
+                              "token_f1 (LoCoMo), retrieval (LongMemEval recall@k, NDCG@k).")
+
+    @classmethod
+    def describe(cls) -> str:
+        """The options as a Google-style `Args:` block, for docstrings."""
+        lines = [f"    {name}: {field.description}" for name, field in cls.model_fields.items()]
+        return "\n".join(lines)
+
+
+class ScenarioEntry(_Record):
+    id: str
+    path: str | None
+    sha256: str
+    probes: int
+
+
+class Manifest(_Record):
+    """The resolved configuration of a run; enough to reproduce it."""
+
+    memeval_version: str
+    created: str
+    command: list[str]
+    config: RunConfig = Field(description="The run's options; adapters by their labels.")
+    reader: str
+    reader_identity: dict[str, Any]
+    backends: list[str]
+    control: str | None = Field(None, description="The no-memory control's backend label.")
+    judge: str | None = None
+    judge_identity: dict[str, Any] | None = None
+    scenarios: list[ScenarioEntry]
+    versions: dict[str, str]
+    git_commit: str | None
+    resumed: list[str] = Field(default_factory=list)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for `--resume` to continue this run (concurrency and retries may
+        change)."""
+        return {
+            "seed": self.config.seed, "limit": self.config.limit, "reader": self.reader,
+            "reader_identity": self.reader_identity, "backends": self.backends,
+            "control": self.control, "judge": self.judge_identity,
+            "scenarios": [(s.id, s.sha256) for s in self.scenarios],
+        }
+
+
+class AdapterRef(_Record):
+    """A backend or reader as a cell names it: its label, and the spec that builds it."""
+
+    label: str
+    spec: str | None = Field(description="NAME[:opts] or module:Class[:opts]; None for an "
+                             "object given in Python, which only its own process can run.")
+
+
+class Cell(_Record):
+    """One scenario × backend × reader under a run's settings; JSON, runnable anywhere.
+
+    The scenario travels by content (its JSON), checked against its hash.
+    """
+
+    scenario: dict[str, Any]
+    scenario_sha256: str
+    scenario_path: str | None = None
+    backend: AdapterRef
+    reader: AdapterRef
+    judge: AdapterRef | None = None
+    control: bool = Field(False, description="This cell is the no-memory control.")
+    probes: list[str] = Field(description="Ids of the probes to ask (resume leaves some out).")
+    seed: int = 0
+    ess: bool = False
+    cache: bool = True
+    max_concurrency: int = 1
+    retries: int = 3
+    workdir: str = Field(description="A private folder for the backend's files.")
+
+    @property
+    def name(self) -> str:
+        return f"{self.scenario.get('id')} × {self.backend.label}"
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON so that a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_records(run_dir: Path, repair: bool = False) -> list[ProbeRecord]:
+    """Read records.jsonl; a torn last line (a killed writer) is dropped, or cut off with `repair`."""
+    path = Path(run_dir) / RECORDS
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    records: list[ProbeRecord] = []
+    good_end = 0
+    offset = 0
+    for number, line in enumerate(raw.splitlines(keepends=True), start=1):
+        offset += len(line)
+        if not line.endswith(b"\n"):
+            break  # torn final write: the probe will be asked again
+        try:
+            records.append(ProbeRecord.model_validate_json(line))
+        except ValidationError as exc:
+            raise MemevalError(f"{path}:{number}: not a probe record ({exc.errors()[0]['msg']}); "
+                               "the file was edited by hand or is from another tool") from None
+        good_end = offset
+    if repair and good_end != len(raw):
+        with path.open("r+b") as fh:
+            fh.truncate(good_end)
+    return records
+
+
+class RecordWriter:
+    """Appends records one line at a time, flushed and synced per probe."""
+
+    def __init__(self, run_dir: Path):
+        self._fh = (Path(run_dir) / RECORDS).open("ab")
+
+    def write(self, record: ProbeRecord) -> None:
+        self._fh.write(record.model_dump_json().encode() + b"\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def rewrite_records(run_dir: Path, records: list[ProbeRecord]) -> None:
+    """Replace records.jsonl atomically (used by resume to drop failed probes)."""
+    path = Path(run_dir) / RECORDS
+    tmp = path.with_name(RECORDS + ".tmp")
+    with tmp.open("wb") as fh:
+        for record in records:
+            fh.write(record.model_dump_json().encode() + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_manifest(run_dir: Path) -> Manifest:
+    path = Path(run_dir) / MANIFEST
+    try:
+        return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MemevalError(f"{path}: no manifest; is {run_dir} a memeval run directory?") from None
+    except ValidationError as exc:
+        raise MemevalError(f"{path}: not a memeval manifest ({exc.errors()[0]['msg']})") from None
+
+
+def read_judge_checks(run_dir: Path) -> list[JudgeCheck] | None:
+    """The judge's replies to the built-in known-wrong answers, if the run had a judge."""
+    path = Path(run_dir) / JUDGE
+    if not path.exists():
+        return None
+    return [JudgeCheck.model_validate(c) for c in json.loads(path.read_text(encoding="utf-8"))]

@@ -1,0 +1,83 @@
+"""The local executor: the driver that runs a plan's cells one after another in this process.
+
+The driver is the one writer of records.jsonl: it appends each record as its
+cell yields it (flushed and synced), so a killed run loses at most the batch
+in flight, and `--resume` asks only what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from memeval.cache import CallCache
+from memeval.errors import MemevalError
+from memeval.records import (
+    MANIFEST,
+    PRICES,
+    SCORES,
+    ProbeRecord,
+    RecordWriter,
+    read_manifest,
+    read_records,
+    rewrite_records,
+    write_json_atomic,
+)
+from memeval.runner.cell import iter_cell
+from memeval.runner.extras import check_judge
+from memeval.runner.plan import RunPlan
+from memeval.runner.service import CallPolicy, ReaderService, TokenCounter
+from memeval.scoring.model import Scores, dump_scores
+from memeval.scoring.prices import read_prices
+from memeval.scoring.scores import compute_scores
+
+ProgressHook = Callable[[str, int], None]
+
+
+def execute(plan: RunPlan, command: list[str] | None = None,
+            progress: ProgressHook | None = None) -> Scores:
+    """Run every cell of `plan`, writing records, manifest and scores; return the scores."""
+    config, out = plan.config, plan.out
+    manifest = plan.manifest(command or [])
+    kept: list[ProbeRecord] = []
+    if (out / MANIFEST).exists():
+        if not config.resume:
+            raise MemevalError(f"{out} already holds a run; pass --resume to continue it "
+                               "or choose a new --out")
+        old = read_manifest(out)
+        if old.fingerprint() != manifest.fingerprint():
+            raise MemevalError(f"{out} was made with a different configuration (scenarios, "
+                               "backends, reader, seed or limit); use a new --out")
+        ok = [r for r in read_records(out, repair=True) if r.error is None]
+        kept = list({r.key: r for r in ok}.values())
+        rewrite_records(out, kept)  # failed probes are asked again
+        manifest = manifest.model_copy(update={
+            "created": old.created,
+            "resumed": [*old.resumed, datetime.now(UTC).isoformat(timespec="seconds")]})
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / MANIFEST, manifest.model_dump(mode="json"))
+    if plan.prices is not None:
+        write_json_atomic(out / PRICES, plan.prices.model_dump())
+    prices = plan.prices or read_prices(out)
+    cells = plan.cells({r.key for r in kept})
+    if progress:
+        progress("resuming" if kept else "starting", plan.total - sum(len(c.probes) for c in cells))
+    cache = CallCache() if config.cache else None
+    policy = CallPolicy(max_concurrency=config.max_concurrency, retries=config.retries)
+    checks = (check_judge(ReaderService(plan.judge.reader, cache, policy), out)
+              if plan.judge else None)
+    count = TokenCounter(plan.reader.reader)
+    writer = RecordWriter(out)
+    try:
+        for cell in cells:
+            if progress:
+                progress(cell.name, 0)
+            for record in iter_cell(cell, plan.runtime(cell, cache, count)):
+                writer.write(record)
+                if progress:
+                    progress("", 1)
+    finally:
+        writer.close()
+    scores = compute_scores(read_records(out), manifest.backends, prices, checks, config.parity)
+    write_json_atomic(out / SCORES, dump_scores(scores))
+    return scores

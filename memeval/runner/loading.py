@@ -1,0 +1,77 @@
+"""Scenarios as a run holds them: loaded once, unrolled into a timeline, named by hash."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from memeval.errors import MemevalError
+from memeval.scenario.schema import Probe, Scenario
+from memeval.scenario.timeline import Event, build_timeline
+from memeval.scenario.validate import load_scenario, scenario_files
+
+
+@dataclass
+class LoadedScenario:
+    scenario: Scenario
+    path: str | None
+    sha256: str
+    timeline: list[Event] = field(default_factory=list)
+
+    @property
+    def probes(self) -> list[Probe]:
+        return [e for e in self.timeline if isinstance(e, Probe)]
+
+
+def scenario_sha256(scenario: Scenario) -> str:
+    """The hash a scenario is known by in records, manifests and cells."""
+    return hashlib.sha256(scenario.model_dump_json().encode()).hexdigest()
+
+
+def load_scenarios(scenarios: Iterable[str | Path | Scenario]) -> list[LoadedScenario]:
+    """Accept paths (files or folders) and Scenario objects; ids must be unique."""
+    loaded: list[LoadedScenario] = []
+    for item in scenarios:
+        if isinstance(item, Scenario):
+            loaded.append(LoadedScenario(item, None, scenario_sha256(item)))
+            continue
+        for file in scenario_files([item]):
+            s = load_scenario(file)
+            loaded.append(LoadedScenario(s, str(file), scenario_sha256(s)))
+    if not loaded:
+        raise MemevalError("no scenarios given (pass .yaml files or folders that hold them)")
+    seen: dict[str, str | None] = {}
+    for ls in loaded:
+        if ls.scenario.id in seen:
+            raise MemevalError(f"scenario id '{ls.scenario.id}' is used twice "
+                               f"({seen[ls.scenario.id]} and {ls.path}); ids must be unique")
+        seen[ls.scenario.id] = ls.path
+    for ls in loaded:
+        ls.timeline = _timeline(ls.sha256, ls.scenario)
+    return loaded
+
+
+def from_content(content: dict[str, Any], sha256: str, path: str | None) -> LoadedScenario:
+    """A scenario sent by content (in a cell), checked against the hash it was sent with."""
+    scenario = Scenario.model_validate(content)
+    found = scenario_sha256(scenario)
+    if found != sha256:
+        raise MemevalError(f"scenario '{scenario.id}' does not match its hash "
+                           f"({found[:12]} ≠ {sha256[:12]}); the cell was altered in transit")
+    return LoadedScenario(scenario, path, sha256, _timeline(sha256, scenario))
+
+
+_TIMELINES: dict[str, list[Event]] = {}
+_KEEP = 32
+
+
+def _timeline(sha256: str, scenario: Scenario) -> list[Event]:
+    # filler generation is the costly part of a timeline: the cells of one scenario share it
+    if sha256 not in _TIMELINES:
+        if len(_TIMELINES) >= _KEEP:
+            _TIMELINES.pop(next(iter(_TIMELINES)))
+        _TIMELINES[sha256] = build_timeline(scenario)
+    return _TIMELINES[sha256]

@@ -1,0 +1,168 @@
+"""The reader call service: the call cache, retries and concurrency around any reader.
+
+Like a transport under an HTTP client, a reader only answers and says which of
+its own errors are worth repeating (`Reader.should_retry`); caching, backoff and
+concurrency are done here, once, for every reader.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from memeval.cache import CallCache, call_key
+from memeval.protocols import Answer, GivesLogprobs, Reader
+
+
+def error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    """How the runner calls a reader. None of it is part of the call cache's key.
+
+    Attributes:
+        max_concurrency: Requests in flight at once (for remote readers); at 1 the
+            reader's own `answer_many` batches them instead.
+        retries: Further attempts after a failure the reader calls transient; other
+            errors are recorded at once.
+        backoff_s: First wait between attempts; doubled each time, or the server's
+            Retry-After when it asks for longer, never more than `max_backoff_s`.
+    """
+
+    max_concurrency: int = 1
+    retries: int = 3
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+
+
+class Outcome(NamedTuple):
+    """One call's result: an answer, or the error that stopped it."""
+
+    answer: Answer | None
+    cached: bool
+    seconds: float | None
+    error: str | None
+
+
+class ReaderService:
+    """Wraps a reader with the call cache, retries and concurrency; errors are recorded,
+    never cached."""
+
+    def __init__(self, reader: Reader, cache: CallCache | None, policy: CallPolicy = CallPolicy(),
+                 sleep: Callable[[float], None] = time.sleep):
+        self.reader, self.cache, self.policy, self._sleep = reader, cache, policy, sleep
+        self.identity = reader.identity()
+
+    def answer_many(self, requests: Sequence[tuple[str, str]]) -> list[Outcome]:
+        """One outcome per (question, context), in order."""
+        results: list[Outcome | None] = [None] * len(requests)
+        misses: list[int] = []
+        for i, (q, c) in enumerate(requests):
+            hit = self.cache.get(call_key(self.identity, q, c)) if self.cache else None
+            if hit is not None:
+                results[i] = Outcome(hit, True, 0.0, None)
+            else:
+                misses.append(i)
+        if len(misses) > 1 and self.policy.max_concurrency > 1:
+            with ThreadPoolExecutor(min(self.policy.max_concurrency, len(misses))) as pool:
+                for i, outcome in zip(misses, pool.map(lambda i: self._one(requests[i]), misses),
+                                      strict=True):
+                    results[i] = outcome
+        elif len(misses) > 1:
+            for i, outcome in zip(misses, self._batch([requests[i] for i in misses]), strict=True):
+                results[i] = outcome
+        elif misses:
+            results[misses[0]] = self._one(requests[misses[0]])
+        return [r for r in results if r is not None]
+
+    def _batch(self, requests: list[tuple[str, str]]) -> list[Outcome]:
+        start = time.perf_counter()
+        try:
+            answers = self.reader.answer_many(requests)
+            if len(answers) != len(requests):
+                raise RuntimeError(f"answer_many returned {len(answers)} answers "
+                                   f"for {len(requests)} questions")
+        except Exception:  # a failed batch: ask one at a time, with retries, to isolate it
+            return [self._one(request) for request in requests]
+        each = round((time.perf_counter() - start) / len(requests), 6)
+        for request, answer in zip(requests, answers, strict=True):
+            self._store(request, answer)
+        return [Outcome(answer, False, each, None) for answer in answers]
+
+    def _one(self, request: tuple[str, str]) -> Outcome:
+        attempt = 0
+        while True:
+            start = time.perf_counter()
+            try:
+                answer = self.reader.answer(*request)
+            except Exception as exc:
+                wait = self.reader.should_retry(exc) if attempt < self.policy.retries else None
+                if wait is None:
+                    return Outcome(None, False, None, error_text(exc))
+                self._sleep(min(max(self.policy.backoff_s * 2**attempt, wait),
+                                self.policy.max_backoff_s))
+                attempt += 1
+                continue
+            self._store(request, answer)
+            return Outcome(answer, False, round(time.perf_counter() - start, 6), None)
+
+    @property
+    def gives_logprobs(self) -> bool:
+        return isinstance(self.reader, GivesLogprobs)
+
+    def likelihoods(self, question: str, context: str, continuations: list[str]) -> list[float]:
+        """Log-likelihood of each continuation as the answer, through the call cache."""
+        if not isinstance(self.reader, GivesLogprobs):
+            raise TypeError(f"{type(self.reader).__name__} gives no log-probabilities")
+        key = call_key(self.identity, question, context, task="continuation_logprobs",
+                       continuations=continuations)
+        hit = self.cache.get(key) if self.cache else None
+        if hit is not None and hit.logprobs is not None:
+            return list(hit.logprobs)
+        scores = self.reader.continuation_logprobs(question, context, continuations)
+        if self.cache:
+            self.cache.put(key, Answer(text="", logprobs=tuple(scores)))
+        return scores
+
+    def _store(self, request: tuple[str, str], answer: Answer) -> None:
+        if self.cache:
+            self.cache.put(call_key(self.identity, *request), answer)
+
+
+class CachedReader(Reader):
+    """A reader seen through the call cache, handed to backends that write with a model."""
+
+    def __init__(self, service: ReaderService):
+        self._service = service
+        self.context_tokens = service.reader.context_tokens
+
+    def answer(self, question: str, context: str) -> Answer:
+        outcome = self._service.answer_many([(question, context)])[0]
+        if outcome.answer is None:
+            raise RuntimeError(outcome.error)
+        return outcome.answer
+
+    def count_tokens(self, text: str) -> int:
+        return self._service.reader.count_tokens(text)
+
+    def identity(self) -> dict[str, object]:
+        return self._service.identity
+
+
+class TokenCounter:
+    """The reader's tokenizer, memoized: the same turns are counted once per process."""
+
+    def __init__(self, reader: Reader):
+        self._count = reader.count_tokens
+        self._memo: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        n = self._memo.get(text)
+        if n is None:
+            n = self._memo[text] = self._count(text)
+        return n

@@ -1,0 +1,235 @@
+"""The typed scores of a run: `scores.json` is a dump of `Scores`.
+
+The command line, the report, the plots and notebooks read these attributes;
+nothing outside `memeval.scoring` computes a figure or a verdict.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from memeval.errors import MemevalError
+from memeval.records import SCORES
+
+SCORES_FORMAT = 3
+
+
+class _Score(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rate(_Score):
+    """A mean of per-probe values in [0, 1], with n and a 95 % Wilson interval."""
+
+    value: float
+    n: int
+    ci95: tuple[float, float]
+
+    def __str__(self) -> str:
+        return f"{self.value:.2f} [{self.ci95[0]:.2f}, {self.ci95[1]:.2f}]"
+
+
+def rate_text(stat: Rate | None) -> str:
+    """A rate as `0.39 [0.27, 0.52]`, or a dash when there is none."""
+    return "–" if stat is None else str(stat)
+
+
+class Memorization(Rate):
+    """Share of probes the no-memory control answers correctly, and which they are."""
+
+    probes: list[str]
+
+
+class Summary(_Score):
+    """n, mean, p50, p95 and total of a list of numbers (None where there are none)."""
+
+    n: int
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    total: float
+
+
+class Retention(_Score):
+    evidence_retention: Rate | None
+    answer_retention: Rate | None
+
+
+class CurveBin(Rate):
+    low: int
+    high: int
+
+
+class Curve(_Score):
+    bins: list[CurveBin]
+    half_life: float | None
+    half_life_note: str
+
+
+class CurvePair(_Score):
+    evidence: Curve
+    answer: Curve
+
+
+class RetentionCurve(_Score):
+    """Retention against distance, by sessions and by tokens between planting and probing."""
+
+    sessions: CurvePair
+    tokens: CurvePair
+
+
+class Canary(_Score):
+    n: int
+    exposure_with_memory: float
+    exposure_without_memory: float
+    max_exposure_bits: float
+
+
+class Leakage(_Score):
+    violation_rate: Rate | None
+    memorization: Memorization | None = Field(description="Of the control with this reader.")
+    verbatim_words: int
+    verbatim_rate: Rate | None
+    canary: Canary | None
+
+
+class Cost(_Score):
+    currency: str
+    reader: float | None
+    backend: float | None
+    total: float | None
+    per_probe: float | None
+
+
+class Tokens(_Score):
+    recalled: Summary
+    reader_input: Summary
+    reader_output: Summary
+    backend_input: int
+    backend_output: int
+    cost: Cost | None = Field(None, description="Only with a price table.")
+
+
+class Latency(_Score):
+    observe: Summary
+    recall: Summary
+    answer: Summary
+
+
+class Memory(_Score):
+    usage_bytes: dict[str, int]
+    processed_tokens: int
+    efficiency_tokens_per_byte: dict[str, float | None]
+    footprint_series: list[tuple[str, str, int, int]] = Field(
+        description="(scenario, probe, tokens observed, footprint bytes) per probe.")
+
+
+class FootprintPeak(_Score):
+    peak_bytes: int
+    peak_items: int
+
+
+class EssMetric(_Score):
+    places: dict[str, Summary] = Field(description="session_boundary, fact, probe.")
+    probe_vs_correct_r: float | None
+
+
+class JudgeScores(_Score):
+    agreement: Rate | None
+    judge_says_correct: Rate | None
+    unreadable: int
+    false_accept_rate: Rate | None
+    trusted: bool
+    note: str
+
+
+class CellScores(Retention):
+    """Scores of one (backend, reader) over all its scenarios."""
+
+    backend: str
+    reader: str
+    control: bool
+    probes: int
+    errors: int
+    scenarios: list[str]
+    answer_retention_memory_only: Rate | None
+    memorized_probes: int
+    by_kind: dict[str, Retention]
+    retention_curve: RetentionCurve
+    leakage: Leakage
+    tokens: Tokens
+    latency_s: Latency
+    memory: Memory
+    footprint: FootprintPeak
+    peak_rss_bytes: int
+    ess: dict[str, EssMetric] | None
+    judge: JudgeScores | None
+    parity: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} · {self.reader}" + (" (control)" if self.control else "")
+
+
+class ProbeVerdict(_Score):
+    """The verdicts on one record, decided at score time."""
+
+    scenario: str
+    backend: str
+    reader: str
+    probe: str
+    kind: str
+    error: bool
+    evidence: float | None = Field(description="Share of expected facts or evidence turns "
+                                   "the recall held; None when the probe names none.")
+    correct: bool | None = Field(description="None for leakage kinds and probes with nothing "
+                                 "to match.")
+    violation: bool | None = Field(description="Leakage and isolation probes only.")
+    memorized: bool | None = Field(description="The no-memory control answered this probe.")
+    judge_correct: bool | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Neither an error, a wrong answer nor a violation."""
+        return not self.error and self.correct is not False and self.violation is not True
+
+
+class Scores(_Score):
+    """scores.json."""
+
+    format: int = SCORES_FORMAT
+    cells: list[CellScores]
+    verdicts: list[ProbeVerdict]
+
+    def cell(self, backend: str) -> CellScores:
+        """The cell of `backend` (the first, when several readers ran it)."""
+        for cell in self.cells:
+            if cell.backend == backend:
+                return cell
+        raise KeyError(backend)
+
+    def verdict_map(self) -> dict[tuple[str, str, str, str], ProbeVerdict]:
+        """Verdicts by record key (scenario, backend, reader, probe)."""
+        return {(v.scenario, v.backend, v.reader, v.probe): v for v in self.verdicts}
+
+
+def read_scores(run_dir: str | Path) -> Scores:
+    """Read a run's scores.json; a missing or older file says how to re-score it."""
+    path = Path(run_dir) / SCORES
+    try:
+        return Scores.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MemevalError(f"{path}: no scores; run `memeval score {run_dir}` first") from None
+    except ValidationError:
+        raise MemevalError(f"{path}: scores of another memeval version; run "
+                           f"`memeval score {run_dir}` to recompute them") from None
+
+
+def dump_scores(scores: Scores) -> dict[str, Any]:
+    """The JSON payload of scores.json."""
+    payload: dict[str, Any] = json.loads(scores.model_dump_json())
+    return payload
