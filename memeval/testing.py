@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memeval.protocols import CellContext, Footprint, MemoryBackend, Query, Recall
+from memeval.protocols import CellContext, Footprint, MemoryBackend, Query, Recall, Usage
 from memeval.scenario.schema import Scenario
 from memeval.scenario.timeline import TimelineSession, build_timeline
 from memeval.scenario.validate import parse_scenario
@@ -33,6 +33,10 @@ RULES = {
     "reset": "reset(user) forgets that user's turns, and only that user's.",
     "footprint": "footprint reports the items and bytes a backend holds.",
     "exceptions": "No contract method raises on ordinary input.",
+    "rebind": "A second bind on the same instance (its next cell) starts afresh and works: "
+              "the runner reuses an instance you pass in, one cell at a time.",
+    "usage": "model_usage returns a memeval.Usage.",
+    "close": "close() releases the backend without raising; a second close() is harmless.",
 }
 
 _SCENARIO = """
@@ -160,27 +164,53 @@ def check_backend(backend: type[MemoryBackend] | Callable[[], MemoryBackend],
             "construct", f"it built a {type(instance).__name__}, not a memeval.MemoryBackend."))
         return report
     scenario = parse_scenario(_SCENARIO, "<conformance>")
+    driver = _Driver(instance, report)
     with tempfile.TemporaryDirectory(prefix="memeval-check-") as tmp:
+        root = Path(workdir or tmp)
         try:
-            _drive(_Driver(instance, report), scenario, Path(workdir or tmp))
+            first = _drive(driver, scenario, root / "cell-1")
+            _usage(driver)
+            again = _drive(driver, scenario, root / "cell-2", rebind=True)
+            if first and not again:
+                report.violations.append(Violation(
+                    "rebind", "after a second bind it no longer recalls what it observed."))
         except _Stop:
             pass
-        finally:
-            close = getattr(instance, "close", None)
-            if callable(close):
-                close()
+        _close(driver)
+    # the second cell repeats the first one's checks: say each finding once
+    report.violations = list(dict.fromkeys(report.violations))
+    report.notes = list(dict.fromkeys(report.notes))
     return report
 
 
-def _drive(d: _Driver, scenario: Scenario, workdir: Path) -> None:
+def _usage(d: _Driver) -> None:
+    usage = d.call("model_usage()", d.backend.model_usage)
+    if not isinstance(usage, Usage):
+        d.report.violations.append(Violation(
+            "usage", f"model_usage returned {type(usage).__name__}, not a Usage."))
+
+
+def _close(d: _Driver) -> None:
+    for attempt in ("close()", "a second close()"):
+        try:
+            d.backend.close()
+        except Exception as exc:
+            d.report.violations.append(Violation("close", f"{attempt} raised "
+                                                 f"{type(exc).__name__}: {exc}."))
+            return
+
+
+def _drive(d: _Driver, scenario: Scenario, workdir: Path, rebind: bool = False) -> bool:
+    """One cell's worth of calls; whether the backend recalled what it was told."""
     b, report = d.backend, d.report
     from memeval.adapters.readers.extractive import ExtractiveReader
 
     # a model-free reader for backends that write with the run's model (summaries)
+    workdir.mkdir(parents=True, exist_ok=True)
     context = CellContext(count_tokens=count_tokens, context_tokens=4096, workdir=workdir,
                           ground_truth=scenario if b.needs_ground_truth else None,
                           reader=ExtractiveReader())
-    d.call("bind", lambda: b.bind(context))
+    d.call("a second bind" if rebind else "bind", lambda: b.bind(context))
     for user in scenario.users:
         d.call(f"reset({user!r})", lambda user=user: b.reset(user))
     alice_code, bob_pet = ["Vellamorn-58"], ["Quintessa"]
@@ -188,8 +218,12 @@ def _drive(d: _Driver, scenario: Scenario, workdir: Path) -> None:
     before = d.recall("alice_asks", "alice", "What is my locker code?")
     if before.strip():
         report.violations.append(Violation(
-            "fresh-start", f"recall returned text before anything was observed: {before.strip()[:80]!r} "
-            "(state left over from another instance or run?)."))
+            "rebind" if rebind else "fresh-start",
+            f"recall returned text before anything was observed: {before.strip()[:80]!r} "
+            + ("(left over from the previous cell)." if rebind else
+               "(state left over from another instance or run?).")))
+        if rebind:
+            raise _Stop
 
     for event in build_timeline(scenario):
         if isinstance(event, TimelineSession):
@@ -228,6 +262,7 @@ def _drive(d: _Driver, scenario: Scenario, workdir: Path) -> None:
                                           bob_pet):
         report.violations.append(Violation(
             "reset", "reset('alice') also erased bob's memory: reset must forget one user only."))
+    return remembers_alice or remembers_bob
 
 
 def assert_conforms(backend: type[MemoryBackend] | Callable[[], MemoryBackend]) -> ConformanceReport:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import memeval
 from memeval.registry import known_adapters
-from memeval.runner import DEFAULT_BACKENDS
+from memeval.records import DEFAULT_BACKENDS
 
 from .conftest import SCENARIOS
 

@@ -174,12 +174,14 @@ class Rag(MemoryBackend):
         if not stored:
             return Recall(text="")
         want = stored if self.budget is not None else min(self.top_k, stored)
+        # Ask for more than needed and cut by (distance, ordinal) ourselves: identical chunks
+        # (repeated filler) tie, and the index returns either of them at random.
         found = self._collection.query(
             query_embeddings=[self.embedder.embed_query(query.text)],  # type: ignore[union-attr]
-            n_results=want, where={"user": query.user},
+            n_results=min(2 * want, stored), where={"user": query.user},
             include=["documents", "metadatas", "distances"])
-        hits = list(zip(found["documents"][0], found["metadatas"][0], found["distances"][0],
-                        strict=True))
+        hits = sorted(zip(found["documents"][0], found["metadatas"][0], found["distances"][0],
+                          strict=True), key=lambda h: (round(h[2], 6), h[1]["ordinal"]))[:want]
         if self.budget is not None:
             kept, used = [], 0
             for hit in hits:

@@ -6,7 +6,7 @@ import hashlib
 from typing import Any
 
 from memeval.adapters.readers import PROMPT_ID
-from memeval.adapters.readers.openai import SYSTEM
+from memeval.adapters.readers.openai import SYSTEM, openai_retry, retry_after
 from memeval.protocols import Answer, Reader, Usage
 
 
@@ -33,6 +33,17 @@ class LangChainReader(Reader):
         text = reply.content if isinstance(reply.content, str) else str(reply.content)
         return Answer(text=text.strip(), usage=Usage(input_tokens=usage.get("input_tokens", 0),
                                                       output_tokens=usage.get("output_tokens", 0)))
+
+    def should_retry(self, exc: Exception) -> float | None:
+        """The chat model's vendor errors: openai's by class, others by their HTTP status."""
+        if type(exc).__module__.split(".")[0] == "openai":
+            return openai_retry(exc)
+        status = getattr(exc, "status_code", None)
+        if status is None:
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+        if isinstance(status, int):
+            return retry_after(exc) if status == 429 or status >= 500 else None
+        return super().should_retry(exc)
 
     def identity(self) -> dict[str, object]:
         # the model's own serializable parameters (secrets are not among them in LangChain)

@@ -13,6 +13,28 @@ SYSTEM = ("Answer the user's question in a few words, using only the notes. "
 MODES = ("chat", "completions")
 
 
+def retry_after(exc: Exception) -> float:
+    """The server's Retry-After (seconds), 0 when it gives none."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    try:
+        return max(0.0, float(headers.get("retry-after", 0)))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def openai_retry(exc: Exception) -> float | None:
+    """The openai client's errors worth repeating: rate limits, server errors, timeouts and
+    lost connections; the wait the server asked for, if any."""
+    import openai
+
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
+        return 0.0
+    if isinstance(exc, openai.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500):
+        return retry_after(exc)
+    return 0.0 if isinstance(exc, (TimeoutError, ConnectionError)) else None
+
+
 class OpenAIReader(Reader):
     """Answers through the `openai` client; token usage is taken from the response.
 
@@ -66,6 +88,9 @@ class OpenAIReader(Reader):
         return Answer(text=text, usage=Usage(
             input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             output_tokens=getattr(usage, "completion_tokens", 0) or 0))
+
+    def should_retry(self, exc: Exception) -> float | None:
+        return openai_retry(exc)
 
     def identity(self) -> dict[str, object]:
         return {"reader": "openai", "model": self.model,

@@ -3,7 +3,7 @@
 A cell is one scenario × backend × reader. It is replayed, its probes answered
 in batches through the call cache, and its records returned; nothing here
 depends on any other cell (the no-memory control included) or on the run
-directory. From a shell: `python -m memeval.runner.cell CELL.json > records.jsonl`.
+directory. From a shell: `python -m memeval.runner CELL.json > records.jsonl`.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the cell in the JSON file `argv[0]`; print its records as JSON lines."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m memeval.runner.cell CELL.json", file=sys.stderr)
+        print("usage: python -m memeval.runner CELL.json", file=sys.stderr)
         return 2
     try:
         cell = Cell.model_validate_json(Path(args[0]).read_text(encoding="utf-8"))
@@ -158,7 +158,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sys.stdout.flush()
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -101,10 +101,11 @@ def test_a_run_with_ess_records_each_place_and_scores_them(tiny: Path, tmp_path:
     table = dog.ess[-1].values["tol_1e-2"]
     assert len(table) == 3 and len(table[0]) == 4  # layers × heads
     assert not any(p.ess for p in read_records(result.run_dir) if p.control)
-    ess = result.scores_json["cells"][0]["ess"]
-    assert ess["entropy"]["probe"]["n"] == len(records)
-    assert ess["entropy"]["session_boundary"]["n"] >= len(records)
-    assert result.manifest.ess
+    ess = result.cells[0].ess
+    assert ess is not None
+    assert ess["entropy"].places["probe"].n == len(records)
+    assert ess["entropy"].places["session_boundary"].n >= len(records)
+    assert result.manifest.config.ess
     html = (result.run_dir / "report.html").read_text()
     assert 'id="ess"' in html and "r with a correct answer" in html
 

@@ -150,3 +150,24 @@ def test_langchain_reader_with_a_real_chat_model(server: tuple[Server, str], tmp
     assert len(records) == 2 and all(r.error is None and r.answer for r in records)
     assert all(r.usage.input_tokens > 0 and r.usage.output_tokens > 0 for r in records)
     assert result.manifest.reader_identity["model"] == "ChatOpenAI"
+
+
+@pytest.mark.parametrize(("status", "headers", "wait"), [
+    (429, {"retry-after": "7"}, 7.0), (503, {}, 0.0), (500, {}, 0.0), (400, {}, None),
+    (401, {}, None), (404, {}, None),
+])
+def test_the_reader_classifies_the_openai_clients_errors(status: int, headers: dict[str, str],
+                                                         wait: float | None) -> None:
+    import httpx
+    import openai
+
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    response = httpx.Response(status, headers=headers, request=request)
+    error_class = {429: openai.RateLimitError, 400: openai.BadRequestError,
+                   401: openai.AuthenticationError, 404: openai.NotFoundError}.get(
+        status, openai.InternalServerError)
+    exc = error_class("boom", response=response, body=None)
+    assert OpenAIReader().should_retry(exc) == wait
+    assert OpenAIReader().should_retry(openai.APITimeoutError(request=request)) == 0.0
+    assert OpenAIReader().should_retry(openai.APIConnectionError(request=request)) == 0.0
+    assert OpenAIReader().should_retry(ValueError("a bug of ours")) is None

@@ -105,6 +105,6 @@ def test_plot_helpers_return_figures(tmp_path: Path) -> None:
     fig = result.plot_cost_vs_retention()
     assert len(fig.axes[0].collections) == 4  # three backends and the control
     assert "Pareto frontier" in fig.axes[0].get_legend_handles_labels()[1]
-    from memeval.plots import plot_retention
+    from memeval.report.plots import plot_retention
 
-    assert plot_retention(result.scores_json, unit="tokens").axes
+    assert plot_retention(result.scored, unit="tokens").axes

@@ -65,11 +65,13 @@ def test_read_verdict(reply: str, verdict: bool | None) -> None:
 def test_a_judge_that_accepts_everything_is_reported_not_trusted(tmp_path: Path) -> None:
     result = memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["oracle"],
                          reader="extractive", judge=Says("CORRECT"), out=tmp_path / "r")
-    judge = result.scores_json["cells"][0]["judge"]
-    assert judge["false_accept_rate"]["value"] == 1.0 and judge["trusted"] is False
-    assert "not trusted" in judge["note"]
+    judge = result.cell("oracle").judge
+    assert judge and judge.false_accept_rate and judge.false_accept_rate.value == 1.0
+    assert judge.trusted is False and "not trusted" in judge.note
     records = [r for r in read_records(result.run_dir) if not r.control]
-    assert all(r.judge and r.judge.correct for r in records)
+    assert all(r.judge and r.judge.reply == "CORRECT" for r in records)
+    # the reply is kept; the verdict is read from it at score time
+    assert all(v.judge_correct for v in result.verdicts if v.backend == "oracle")
     assert not any(r.judge for r in read_records(result.run_dir) if r.control)
     assert (result.run_dir / "judge.json").exists()
 
@@ -77,13 +79,14 @@ def test_a_judge_that_accepts_everything_is_reported_not_trusted(tmp_path: Path)
 def test_a_strict_judge_agrees_and_is_trusted(tmp_path: Path) -> None:
     result = memeval.run(SCENARIOS, backends=["oracle", "full_context"], reader="extractive",
                          judge=Strict(), out=tmp_path / "r")
-    for cell in result.scores_json["cells"]:
-        if cell["control"]:
-            assert cell["judge"] is None
+    for cell in result.cells:
+        if cell.control:
+            assert cell.judge is None
             continue
-        judge = cell["judge"]
-        assert judge["false_accept_rate"]["value"] == 0.0 and judge["trusted"]
-        assert judge["agreement"]["value"] >= 0.8 and judge["agreement"]["n"] >= 15
+        judge = cell.judge
+        assert judge and judge.false_accept_rate and judge.agreement
+        assert judge.false_accept_rate.value == 0.0 and judge.trusted
+        assert judge.agreement.value >= 0.8 and judge.agreement.n >= 15
     before = (result.run_dir / "scores.json").read_bytes()
     from typer.testing import CliRunner
 
@@ -98,8 +101,8 @@ def test_the_packaged_gemma_as_judge(tmp_path: Path) -> None:
     """A real model judging: its verdicts are recorded and its false-accept rate measured."""
     result = memeval.run(SCENARIOS / "work-trip.yaml", backends=["oracle"], reader="extractive",
                          judge="embedded", out=tmp_path / "r", limit=3, control=False)
-    judge = result.scores_json["cells"][0]["judge"]
-    assert judge["false_accept_rate"]["n"] == len(KNOWN_WRONG)
-    assert judge["trusted"] == (judge["false_accept_rate"]["value"] <= 0.1)
+    judge = result.cells[0].judge
+    assert judge and judge.false_accept_rate and judge.false_accept_rate.n == len(KNOWN_WRONG)
+    assert judge.trusted == (judge.false_accept_rate.value <= 0.1)
     assert all(r.judge is not None and r.judge.reply for r in read_records(result.run_dir))
     assert result.manifest.judge == "embedded"

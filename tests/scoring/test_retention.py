@@ -104,14 +104,20 @@ def test_compute_scores_by_hand() -> None:
         rec("a", recall="", answer="", expected=[["Zorblat"]], backend="other"),
     ]
     scores = compute_scores(records)
-    cells = {c["backend"]: c for c in scores["cells"]}
-    cell = cells["b"]
-    assert cell["probes"] == 6 and cell["errors"] == 1
-    assert cell["evidence_retention"]["value"] == pytest.approx(2 / 3, abs=1e-6)
-    assert cell["evidence_retention"]["n"] == 3
-    assert cell["answer_retention"]["value"] == 0.75 and cell["answer_retention"]["n"] == 4
-    assert cell["by_kind"]["abstention"]["answer_retention"]["value"] == 1.0
-    assert cell["by_kind"]["abstention"]["evidence_retention"] is None
-    assert cell["leakage"]["violation_rate"] == {"value": 1.0, "n": 1, "ci95": list(wilson(1, 1))}
-    assert cells["other"]["evidence_retention"]["value"] == 0.0
+    cell = scores.cell("b")
+    assert cell.probes == 6 and cell.errors == 1
+    assert cell.evidence_retention and cell.answer_retention
+    assert cell.evidence_retention.value == pytest.approx(2 / 3, abs=1e-6)
+    assert cell.evidence_retention.n == 3
+    assert cell.answer_retention.value == 0.75 and cell.answer_retention.n == 4
+    abstention = cell.by_kind["abstention"]
+    assert abstention.answer_retention and abstention.answer_retention.value == 1.0
+    assert abstention.evidence_retention is None
+    assert cell.leakage.violation_rate and cell.leakage.violation_rate.model_dump() == {
+        "value": 1.0, "n": 1, "ci95": wilson(1, 1)}
+    other = scores.cell("other").evidence_retention
+    assert other and other.value == 0.0
     assert compute_scores(list(reversed(records))) == scores
+    verdicts = {(v.backend, v.probe): v for v in scores.verdicts}
+    assert verdicts[("b", "e")].violation is True and verdicts[("b", "e")].correct is None
+    assert verdicts[("b", "f")].error and verdicts[("b", "f")].evidence is None

@@ -9,10 +9,11 @@ import pytest
 
 from memeval.errors import MemevalError
 from memeval.protocols import Footprint, Usage
-from memeval.records import CanaryExposure, ExpectedFact, JudgeVerdict, ProbeRecord
+from memeval.records import CanaryExposure, ExpectedFact, JudgeReply, ProbeRecord
 from memeval.scoring.curve import half_life, retention_curve
 from memeval.scoring.prices import load_prices
-from memeval.scoring.scores import compute_scores, memorization_ratio, score_cell
+from memeval.scoring.model import CellScores
+from memeval.scoring.scores import compute_scores, memorization_ratio
 from memeval.scoring.verbatim import Conversation
 
 from .test_retention import rec
@@ -63,6 +64,11 @@ def test_verbatim_span_counts_words_within_one_turn() -> None:
     assert said.longest_copied_span("b c", upto=before) == 0  # not said yet at that probe
 
 
+def score_cell(records: list[ProbeRecord], prices: object = None) -> CellScores:
+    (cell,) = compute_scores(records, prices=prices).cells  # type: ignore[arg-type]
+    return cell
+
+
 def test_memory_usage_and_efficiency_by_hand() -> None:
     records = []
     for scenario, fp, tokens, rss in (("s1", 100, 50, 1000), ("s1", 300, 150, 2000),
@@ -72,15 +78,15 @@ def test_memory_usage_and_efficiency_by_hand() -> None:
             scenario, Footprint(items=1, bytes=fp), tokens, rss)
         r.reader_stats = {"kv_cache_bytes": tokens * 10}
         records.append(r)
-    memory = score_cell(records)["memory"]
-    assert memory["usage_bytes"]["footprint"] == 300
-    assert memory["processed_tokens"] == 250
+    memory = score_cell(records).memory
+    assert memory.usage_bytes["footprint"] == 300
+    assert memory.processed_tokens == 250
     # per timeline: 250 tokens over (300 + 200) footprint bytes, (2000 + 1500) RSS bytes
-    assert memory["efficiency_tokens_per_byte"]["footprint"] == 0.5
-    assert memory["efficiency_tokens_per_byte"]["peak_rss"] == round(250 / 3500, 6)
-    assert memory["usage_bytes"]["kv_cache"] == 1500
-    assert memory["efficiency_tokens_per_byte"]["gpu_peak_allocated"] is None
-    assert memory["footprint_series"][1] == ["s1", "s1-300", 150, 300]
+    assert memory.efficiency_tokens_per_byte["footprint"] == 0.5
+    assert memory.efficiency_tokens_per_byte["peak_rss"] == round(250 / 3500, 6)
+    assert memory.usage_bytes["kv_cache"] == 1500
+    assert memory.efficiency_tokens_per_byte["gpu_peak_allocated"] is None
+    assert memory.footprint_series[1] == ("s1", "s1-300", 150, 300)
 
 
 def test_token_cost_from_a_price_table(tmp_path: Path) -> None:
@@ -91,15 +97,17 @@ def test_token_cost_from_a_price_table(tmp_path: Path) -> None:
     for i, r in enumerate(records):
         r.usage = Usage(input_tokens=100, output_tokens=10)
         r.backend_usage = Usage(input_tokens=500 * (i + 1), output_tokens=50 * (i + 1))
-    tokens = score_cell(records, prices)["tokens"]
-    assert tokens["backend_input"] == 1000 and tokens["backend_output"] == 100
+    tokens = score_cell(records, prices).tokens
+    assert tokens.backend_input == 1000 and tokens.backend_output == 100
     # reader (200*1 + 20*2)/1e6; backend at the reader's price (1000*1 + 100*2)/1e6
-    assert tokens["cost"] == {"currency": "EUR", "reader": 0.00024, "backend": 0.0012,
-                              "total": 0.00144, "per_probe": 0.00072}
+    assert tokens.cost is not None and tokens.cost.model_dump() == {
+        "currency": "EUR", "reader": 0.00024, "backend": 0.0012, "total": 0.00144,
+        "per_probe": 0.00072}
     for r in records:
         r.reader = "unpriced"
-    assert score_cell(records, prices)["tokens"]["cost"]["total"] is None
-    assert "cost" not in score_cell(records)["tokens"]
+    cost = score_cell(records, prices).tokens.cost
+    assert cost is not None and cost.total is None
+    assert score_cell(records).tokens.cost is None
 
 
 def test_a_bad_price_table_is_one_line_with_its_place(tmp_path: Path) -> None:
@@ -115,10 +123,11 @@ def test_canary_exposure_by_hand() -> None:
     r = rec("c", "leakage", answer="a bio", forbidden=["1234-56"])
     r.canary = [CanaryExposure(fact="pin", candidates=1024, rank_with_memory=1,
                                rank_without_memory=512)]
-    canary = score_cell([r])["leakage"]["canary"]
+    canary = score_cell([r]).leakage.canary
     # log2(1024) - log2(1) = 10 bits with memory; log2(1024) - log2(512) = 1 without
-    assert canary == {"n": 1, "exposure_with_memory": 10.0, "exposure_without_memory": 1.0,
-                      "max_exposure_bits": 10.0}
+    assert canary is not None and canary.model_dump() == {
+        "n": 1, "exposure_with_memory": 10.0, "exposure_without_memory": 1.0,
+        "max_exposure_bits": 10.0}
 
 
 def test_memorization_ratio_counts_probes_with_an_answer_only() -> None:
@@ -140,22 +149,24 @@ def test_scores_carry_the_control_ratio_and_memory_only_retention() -> None:
         r.control = True
     memory = [rec("a", answer="Zorblat", expected=[["Zorblat"]]),
               rec("b", answer="Rex", expected=[["Porto"]])]
-    memory[0].memorized, memory[1].memorized = True, False
-    cells = {c["backend"]: c for c in compute_scores(memory + control, ["b"])["cells"]}
-    assert cells["b"]["leakage"]["memorization"]["value"] == 0.5
-    assert cells["b"]["memorized_probes"] == 1
-    assert cells["b"]["answer_retention"]["value"] == 0.5
-    assert cells["b"]["answer_retention_memory_only"]["value"] == 0.0
-    assert cells["no_memory"]["control"] is True
+    scores = compute_scores(memory + control, ["b"])
+    b = scores.cell("b")
+    assert b.leakage.memorization is not None and b.leakage.memorization.value == 0.5
+    assert b.memorized_probes == 1  # the control answered "a" too: memorized, joined by probe
+    assert [v.memorized for v in scores.verdicts if v.backend == "b"] == [True, False]
+    assert b.answer_retention and b.answer_retention.value == 0.5
+    assert b.answer_retention_memory_only and b.answer_retention_memory_only.value == 0.0
+    assert scores.cell("no_memory").control is True
 
 
 def test_judge_agreement_by_hand() -> None:
     records = [rec("a", answer="Zorblat", expected=[["Zorblat"]]),
                rec("b", answer="Rex", expected=[["Zorblat"]]),
                rec("c", answer="Zorblat!", expected=[["Zorblat"]])]
-    records[0].judge = JudgeVerdict(correct=True, reply="CORRECT")
-    records[1].judge = JudgeVerdict(correct=True, reply="CORRECT")
-    records[2].judge = JudgeVerdict(correct=None, reply="hmm")
-    judge = score_cell(records)["judge"]
-    assert judge["agreement"]["value"] == 0.5 and judge["agreement"]["n"] == 2
-    assert judge["unreadable"] == 1
+    records[0].judge = JudgeReply(reply="CORRECT")
+    records[1].judge = JudgeReply(reply="CORRECT")
+    records[2].judge = JudgeReply(reply="hmm")
+    judge = score_cell(records).judge
+    assert judge is not None and judge.agreement is not None
+    assert judge.agreement.value == 0.5 and judge.agreement.n == 2
+    assert judge.unreadable == 1

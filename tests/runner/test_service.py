@@ -12,9 +12,9 @@ import memeval
 from memeval.cache import CallCache, call_key
 from memeval.protocols import Answer, Reader
 from memeval.records import read_records
-from memeval.runner import CallPolicy, ReaderService, is_transient
+from memeval.runner import CallPolicy, ReaderService
 
-from .conftest import SCENARIOS
+from ..conftest import SCENARIOS
 
 
 class HTTPError(Exception):
@@ -47,16 +47,33 @@ class Scripted(Reader):
             with self._lock:
                 self.active -= 1
 
+    def should_retry(self, exc: Exception) -> float | None:
+        # this reader's vendor: HTTP errors with a status, as an openai-style client raises them
+        if isinstance(exc, HTTPError):
+            if exc.status_code == 429 or exc.status_code >= 500:
+                return float(exc.response.headers.get("retry-after", 0))
+            return None
+        return super().should_retry(exc)
+
     def identity(self) -> dict[str, object]:
         return {"reader": "scripted"}
 
 
-@pytest.mark.parametrize(("exc", "transient"), [
-    (HTTPError(429), True), (HTTPError(503), True), (HTTPError(400), False),
-    (TimeoutError(), True), (ConnectionError(), True), (ValueError("bad prompt"), False),
+class Plain(Reader):
+    def answer(self, question: str, context: str) -> Answer:
+        raise NotImplementedError
+
+    def identity(self) -> dict[str, object]:
+        return {}
+
+
+@pytest.mark.parametrize(("exc", "wait"), [
+    (TimeoutError(), 0.0), (ConnectionError(), 0.0), (ValueError("bad prompt"), None),
+    (HTTPError(503), None),  # the default knows no vendor's errors: it repeats none of them
 ])
-def test_which_failures_are_retried(exc: Exception, transient: bool) -> None:
-    assert is_transient(exc) is transient
+def test_the_default_reader_retries_only_timeouts_and_lost_connections(exc: Exception,
+                                                                        wait: float | None) -> None:
+    assert Plain().should_retry(exc) == wait
 
 
 def test_rate_limits_and_server_errors_are_retried_with_backoff(tmp_path: Path) -> None:
@@ -98,7 +115,7 @@ def test_run_options_reach_the_service_and_the_manifest(tmp_path: Path) -> None:
                          out=tmp_path / "run", max_concurrency=3, retries=1, cache=False)
     records = read_records(result.run_dir)
     assert all(r.error is None for r in records) and reader.most_active == 3
-    assert result.manifest.call_policy["max_concurrency"] == 3
+    assert result.manifest.config.max_concurrency == 3 and result.manifest.config.retries == 1
     # concurrency and retries may change on resume: they are not part of the configuration
     memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], reader=Scripted(),
                 out=tmp_path / "run", resume=True, max_concurrency=1, cache=False)

@@ -16,8 +16,8 @@ from memeval.protocols import Answer, Usage
 from memeval.records import RECORDS, read_records
 from memeval.scenario import load_scenario
 
-from .conftest import ROOT, SCENARIOS
-from .helpers import EchoReader, FlakyBackend
+from ..conftest import ROOT, SCENARIOS
+from ..helpers import EchoReader, FlakyBackend
 
 TIMING = {"observe_s", "recall_s", "answer_s", "cached", "peak_rss_bytes"}
 
@@ -60,29 +60,46 @@ def test_the_control_flags_probes_the_reader_answers_without_memory(tmp_path: Pa
     result = memeval.run(scenario, backends=["oracle"], reader=KnowsTheDog(), out=tmp_path / "r")
     records = read_records(result.run_dir)
     assert {r.backend for r in records if r.control} == {"no_memory"}
-    oracle = {r.probe: r for r in records if r.backend == "oracle"}
+    oracle = {v.probe: v for v in result.verdicts if v.backend == "oracle"}
     assert oracle["dog"].memorized is True
     assert oracle["where_now"].memorized is False and oracle["cat"].memorized is None
-    cells = {c["backend"]: c for c in result.scores_json["cells"]}
-    recall_probes = sum(r.kind in {"recall", "update", "preference"} for r in oracle.values())
-    memo = cells["oracle"]["leakage"]["memorization"]
-    assert memo["n"] == recall_probes and memo["value"] == round(1 / recall_probes, 6)
-    assert memo["probes"] == ["pets-and-moves/dog"]
-    assert cells["oracle"]["memorized_probes"] == 1
+    recall_probes = sum(v.kind in {"recall", "update", "preference"} for v in oracle.values())
+    memo = result.cell("oracle").leakage.memorization
+    assert memo is not None and memo.n == recall_probes and memo.value == round(1 / recall_probes, 6)
+    assert memo.probes == ["pets-and-moves/dog"]
+    assert result.cell("oracle").memorized_probes == 1
     assert result.manifest.control == "no_memory"
     # the user's own no_memory backend is the control; it is not run twice
     again = memeval.run(scenario, backends=["no_memory", "oracle"], reader=KnowsTheDog(),
                         out=tmp_path / "r2")
-    assert [c["backend"] for c in again.scores_json["cells"]] == ["no_memory", "oracle"]
+    assert [c.backend for c in again.cells] == ["no_memory", "oracle"]
     off = memeval.run(scenario, backends=["oracle"], reader=KnowsTheDog(), out=tmp_path / "r3",
                       control=False)
-    assert all(r.memorized is None and not r.control for r in read_records(off.run_dir))
+    assert not any(r.control for r in read_records(off.run_dir))
+    assert all(v.memorized is None for v in off.verdicts)
+
+
+def test_memorized_is_decided_at_score_time_whatever_order_the_cells_ran(tmp_path: Path) -> None:
+    """Records hold no verdict: the control's records are joined to the others when scoring."""
+    scenario = load_scenario(SCENARIOS / "pets-and-moves.yaml")
+    result = memeval.run(scenario, backends=["oracle"], reader=KnowsTheDog(), out=tmp_path / "r",
+                         report=False)
+    lines = (result.run_dir / RECORDS).read_text().splitlines()
+    assert all('"memorized"' not in line for line in lines)
+    control = [line for line in lines if '"control":true' in line]
+    # the control's records last instead of first: the same verdicts
+    (result.run_dir / RECORDS).write_text("\n".join(
+        [line for line in lines if line not in control] + control) + "\n")
+    from memeval.scoring.scores import compute_scores
+
+    rescored = compute_scores(read_records(result.run_dir), result.manifest.backends)
+    assert rescored.verdicts == result.verdicts
 
 
 def test_full_context_lies_between_when_the_budget_is_tight(tmp_path: Path) -> None:
     result = memeval.run(SCENARIOS, backends=["full_context:max_tokens=150", "oracle", "no_memory"],
                          reader="extractive", out=tmp_path / "run")
-    cells = {c["backend"]: c["evidence_retention"]["value"] for c in result.scores_json["cells"]}
+    cells = {c.backend: c.evidence_retention.value for c in result.cells if c.evidence_retention}
     assert cells["no_memory"] == 0.0 < cells["full_context:max_tokens=150"] < cells["oracle"] == 1.0
 
 
@@ -90,7 +107,7 @@ def test_records_measure_each_probe(tmp_path: Path) -> None:
     scenario = load_scenario(SCENARIOS / "pets-and-moves.yaml")
     result = memeval.run(scenario, backends=["full_context"], reader=EchoReader(),
                          out=tmp_path / "run")
-    records = {r.probe: r for r in read_records(result.run_dir)}
+    records = {r.probe: r for r in read_records(result.run_dir) if r.backend == "full_context"}
     vet = records["vet_name"]
     # asked right after the session that planted it, one short assistant turn later
     assert vet.expected[0].id == "vet" and vet.expected[0].sessions_ago == 0
@@ -108,14 +125,14 @@ def test_backend_errors_are_recorded_and_the_run_goes_on(tmp_path: Path) -> None
     scenario = load_scenario(SCENARIOS / "pets-and-moves.yaml")
     result = memeval.run(scenario, backends=[FlakyBackend()], reader=EchoReader(),
                          out=tmp_path / "run")
-    records = {r.probe: r for r in read_records(result.run_dir)}
+    records = {r.probe: r for r in read_records(result.run_dir) if r.backend == "FlakyBackend"}
     assert records["cat"].error == "RuntimeError: index corrupted"
     assert records["cat"].error_stage == "recall"
     assert records["dog"].error is None and records["dog"].answer
-    cell = result.scores_json["cells"][0]
-    assert cell["errors"] == 1 and cell["probes"] == 6
+    cell = result.cells[0]
+    assert cell.errors == 1 and cell.probes == 6
     # the shared store leaks alice's dog into bob's recall: an isolation violation
-    assert cell["leakage"]["violation_rate"]["value"] > 0
+    assert cell.leakage.violation_rate and cell.leakage.violation_rate.value > 0
 
 
 def test_reader_errors_are_not_cached_and_resume_retries_them(tmp_path: Path) -> None:
@@ -155,7 +172,7 @@ def test_limit_and_seed_in_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     text = (result.run_dir / "manifest.json").read_text()
     assert "sk-do-not-leak-123" not in text
     manifest = json.loads(text)
-    assert manifest["seed"] == 5 and manifest["limit"] == 2
+    assert manifest["config"]["seed"] == 5 and manifest["config"]["limit"] == 2
     assert {s["id"] for s in manifest["scenarios"]} == {p.stem for p in bundled}
     assert all(len(s["sha256"]) == 64 for s in manifest["scenarios"])
     assert manifest["versions"]["pydantic"]
