@@ -25,13 +25,16 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+Role = Literal["user", "assistant"]
+
+
 class Turn(_Frozen):
     """One utterance of a conversation, as a backend observes it."""
 
     id: str
     session_id: str
     user: str = Field(description="The user (scope) this conversation belongs to.")
-    role: Literal["user", "assistant"]
+    role: Role
     text: str
     time: datetime | None = None
 

@@ -145,7 +145,7 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
 
     backends: list[BackendSpec] = Field(
-        default_factory=lambda: list(DEFAULT_BACKENDS),
+        default_factory=lambda: list[BackendSpec](DEFAULT_BACKENDS),
         description="Backends: NAME[:opt=value,...] (e.g. full_context:max_tokens=2000), "
         "module:Class, MemoryBackend instances or classes.")
     reader: ReaderSpec = Field(DEFAULT_READER, description="Reader NAME[:opt=value,...], "

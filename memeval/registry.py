@@ -107,7 +107,7 @@ def _import(target: str, spec: str) -> type:
         raise MemevalError(f"adapter '{spec}': module '{module_name}' has no '{attr}'") from None
 
 
-def build(spec: str | T, base: type[T]) -> tuple[str, T]:
+def build(spec: str | T | type[T], base: type[T]) -> tuple[str, T]:
     """Return (label, instance) for a spec string or an already-built object."""
     what = "backend" if base is MemoryBackend else "reader"
     if not isinstance(spec, str):
@@ -144,9 +144,9 @@ def _secret(key: str) -> bool:
     return _SECRET.search(key) is not None
 
 
-def build_backend(spec: str | MemoryBackend) -> tuple[str, MemoryBackend]:
-    return build(spec, MemoryBackend)  # type: ignore[arg-type]
+def build_backend(spec: str | MemoryBackend | type[MemoryBackend]) -> tuple[str, MemoryBackend]:
+    return build(spec, MemoryBackend)  # type: ignore[type-abstract] # an ABC is the check
 
 
-def build_reader(spec: str | Reader) -> tuple[str, Reader]:
-    return build(spec, Reader)  # type: ignore[arg-type]
+def build_reader(spec: str | Reader | type[Reader]) -> tuple[str, Reader]:
+    return build(spec, Reader)  # type: ignore[type-abstract] # an ABC is the check

@@ -15,14 +15,15 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from memeval.match import contains_any
 from memeval.protocols import CellContext, Footprint, MemoryBackend, Query, Recall, Usage
 from memeval.scenario.schema import Scenario
 from memeval.scenario.timeline import TimelineSession, build_timeline
 from memeval.scenario.validate import parse_scenario
-from memeval.match import contains_any
 from memeval.tokens import count_tokens
 
 RULES = {
@@ -212,7 +213,7 @@ def _drive(d: _Driver, scenario: Scenario, workdir: Path, rebind: bool = False) 
                           reader=ExtractiveReader())
     d.call("a second bind" if rebind else "bind", lambda: b.bind(context))
     for user in scenario.users:
-        d.call(f"reset({user!r})", lambda user=user: b.reset(user))
+        d.call(f"reset({user!r})", partial(b.reset, user))
     alice_code, bob_pet = ["Vellamorn-58"], ["Quintessa"]
 
     before = d.recall("alice_asks", "alice", "What is my locker code?")
@@ -228,8 +229,8 @@ def _drive(d: _Driver, scenario: Scenario, workdir: Path, rebind: bool = False) 
     for event in build_timeline(scenario):
         if isinstance(event, TimelineSession):
             for turn in event.turns:
-                d.call(f"observe({turn.id})", lambda turn=turn: b.observe(turn))
-            d.call(f"end_session({event.info.id})", lambda event=event: b.end_session(event.info))
+                d.call(f"observe({turn.id})", partial(b.observe, turn))
+            d.call(f"end_session({event.info.id})", partial(b.end_session, event.info))
 
     alice = d.recall("alice_asks", "alice", "What is my locker code?")
     bob = d.recall("bob_asks", "bob", "What is my parrot called?")

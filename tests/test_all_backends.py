@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import memeval
-from memeval.registry import known_adapters
 from memeval.records import DEFAULT_BACKENDS
+from memeval.registry import known_adapters
 
 from .conftest import SCENARIOS
 

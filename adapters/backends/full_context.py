@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 from memeval.adapters.backends import render_turns
 from memeval.protocols import CellContext, Footprint, MemoryBackend, Query, Recall, RecallItem, Turn
@@ -19,7 +20,7 @@ class FullContext(MemoryBackend):
     def __init__(self, max_tokens: int | None = None):
         self.max_tokens = max_tokens
         self._turns: dict[str, list[tuple[Turn, int]]] = defaultdict(list)
-        self._count = len
+        self._count: Callable[[str], int] = len
 
     def bind(self, context: CellContext) -> None:
         self._count = context.count_tokens

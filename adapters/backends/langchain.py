@@ -39,12 +39,13 @@ class LangChain(MemoryBackend):
             if self.store == "langgraph":
                 from langgraph.store.memory import InMemoryStore
 
-                self.store = InMemoryStore(index={"dims": MiniLMEmbedder.dimensions,
-                                                  "embed": embedder.embed_documents})
+                # langgraph's IndexConfig types `embed` narrower than the callables it accepts
+                index: Any = {"dims": MiniLMEmbedder.dimensions, "embed": embedder.embed_documents}
+                self.store = InMemoryStore(index=index)
             else:
                 from langchain_core.vectorstores import InMemoryVectorStore
 
-                self.store = InMemoryVectorStore(embedding=embedder)  # type: ignore[arg-type]
+                self.store = InMemoryVectorStore(embedding=embedder)  # type: ignore[arg-type] # duck-typed Embeddings
 
     @property
     def _is_graph_store(self) -> bool:

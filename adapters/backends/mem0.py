@@ -28,8 +28,8 @@ def _telemetry_off() -> None:
     """For a mem0 imported before this module: switch its telemetry off after the fact."""
     telemetry = sys.modules.get("mem0.memory.telemetry")
     if telemetry is not None:
-        telemetry.MEM0_TELEMETRY = False  # type: ignore[attr-defined]
-        telemetry.client_telemetry.posthog = None  # type: ignore[attr-defined]
+        telemetry.MEM0_TELEMETRY = False  # type: ignore[attr-defined] # set before mem0 reads it
+        telemetry.client_telemetry.posthog = None
 
 
 class Mem0(MemoryBackend):

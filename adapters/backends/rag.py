@@ -29,14 +29,14 @@ def chroma_embedding_function(embedder: Embedder) -> Any:
     """Wrap an Embedder for chromadb, so chromadb never loads (or downloads) its own model."""
     from chromadb.api.types import EmbeddingFunction
 
-    class _Ours(EmbeddingFunction):  # type: ignore[type-arg]
+    class _Ours(EmbeddingFunction):
         def __init__(self) -> None:
             pass
 
-        def __call__(self, input: list[str]) -> list[list[float]]:
+        def __call__(self, input: list[str]) -> list[list[float]]:  # type: ignore[override] # lists pass
             return embedder.embed_documents(list(input))
 
-        def embed_query(self, input: list[str]) -> list[list[float]]:
+        def embed_query(self, input: list[str]) -> list[list[float]]:  # type: ignore[override] # lists pass
             return [embedder.embed_query(text) for text in input]
 
         @staticmethod
@@ -151,7 +151,7 @@ class Rag(MemoryBackend):
                           "turns": ",".join(t.id for t in turns), "ordinal": self._ordinal})
             self._chunks[cid] = (user, len(text.encode()))
         self._ready = []
-        vectors = self.embedder.embed_documents(contents)  # type: ignore[union-attr]
+        vectors = self.embedder.embed_documents(contents)  # type: ignore[union-attr] # set by bind
         self._dims = len(vectors[0])
         # Store in the background while the next batch is embedded; _settle() waits.
         self._settle()
@@ -177,7 +177,7 @@ class Rag(MemoryBackend):
         # Ask for more than needed and cut by (distance, ordinal) ourselves: identical chunks
         # (repeated filler) tie, and the index returns either of them at random.
         found = self._collection.query(
-            query_embeddings=[self.embedder.embed_query(query.text)],  # type: ignore[union-attr]
+            query_embeddings=[self.embedder.embed_query(query.text)],  # type: ignore[union-attr] # bind
             n_results=min(2 * want, stored), where={"user": query.user},
             include=["documents", "metadatas", "distances"])
         hits = sorted(zip(found["documents"][0], found["metadatas"][0], found["distances"][0],

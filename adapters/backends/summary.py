@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 from memeval.adapters.backends import render_turns
 from memeval.protocols import (
@@ -38,7 +39,7 @@ class Summary(MemoryBackend):
     def __init__(self, budget: int = 256, summarizer: str | Reader | None = None):
         self.budget, self.summarizer = budget, summarizer
         self._reader: Reader | None = None
-        self._count = len
+        self._count: Callable[[str], int] = len
         self._session: dict[str, list[Turn]] = defaultdict(list)
         self._notes: dict[str, list[tuple[str, int]]] = defaultdict(list)  # (note, tokens)
         self._usage = Usage()

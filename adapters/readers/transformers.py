@@ -88,8 +88,8 @@ class TransformersReader(Reader):
         quiet_transformers()
         device = self.resolved_device()
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        self._model = AutoModelForCausalLM.from_pretrained(
-            self.model_path(), dtype=dtype).to(device).eval()
+        model = AutoModelForCausalLM.from_pretrained(self.model_path(), dtype=dtype)
+        self._model = model.to(device).eval()  # type: ignore[arg-type] # transformers' stub: str is a device
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0

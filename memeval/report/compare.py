@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from memeval.errors import MemevalError
@@ -65,7 +65,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
     else:
         raise MemevalError(f"{run_a} and {run_b} share no backend to pair; compare runs of the "
                            "same backends, or runs of one backend each")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name_a, name_b in matches:
         rows.append({
             "backend_a": name_a, "backend_b": name_b,

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memeval.protocols import ReadsAttention, Reader
-from memeval.records import JUDGE, CanaryExposure, EssPoint, JudgeCheck, JudgeReply, ProbeRecord, write_json_atomic
+from memeval.protocols import Reader, ReadsAttention
+from memeval.records import (
+    JUDGE,
+    CanaryExposure,
+    EssPoint,
+    JudgeCheck,
+    JudgeReply,
+    ProbeRecord,
+    write_json_atomic,
+)
 from memeval.runner.replay import PendingProbe
 from memeval.runner.service import ReaderService, error_text
 from memeval.scoring.judge import KNOWN_WRONG, judge_request, record_request

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from memeval.cache import CallCache
 from memeval.errors import MemevalError
-from memeval.protocols import MemoryBackend, ReadsAttention, Reader
+from memeval.protocols import MemoryBackend, Reader, ReadsAttention
 from memeval.records import CONTROL, AdapterRef, Cell, Manifest, RunConfig, ScenarioEntry
 from memeval.registry import build_backend, build_reader
 from memeval.runner.cell import CellRuntime

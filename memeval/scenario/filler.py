@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterable
 
 from memeval.match import NeedleSet
+from memeval.protocols import Role
 from memeval.tokens import count_tokens
 
 _POOLS: dict[str, list[str]] = {
@@ -78,7 +79,7 @@ def _render(rng: random.Random, template: str) -> str:
 
 def generate_filler(
     sessions: int, tokens: int, seed: int, forbidden: Iterable[str] = ()
-) -> list[list[tuple[str, str]]]:
+) -> list[list[tuple[Role, str]]]:
     """Generate `sessions` sessions of (role, text) turns totalling about `tokens` tokens.
 
     Sessions alternate user and assistant turns. The running total is kept
@@ -87,13 +88,13 @@ def generate_filler(
     """
     rng = random.Random(seed)
     banned = NeedleSet(forbidden)
-    out: list[list[tuple[str, str]]] = []
+    out: list[list[tuple[Role, str]]] = []
     total = 0
     for index in range(sessions):
         goal = tokens * (index + 1) / sessions
-        turns: list[tuple[str, str]] = []
+        turns: list[tuple[Role, str]] = []
         while not turns or total < goal:
-            role = "user" if len(turns) % 2 == 0 else "assistant"
+            role: Role = "user" if len(turns) % 2 == 0 else "assistant"
             templates = _USER if role == "user" else _ASSISTANT
             for _ in range(50):
                 text = _render(rng, rng.choice(templates))

@@ -106,7 +106,7 @@ class TurnSpec(_Strict):
 
     @property
     def text(self) -> str:
-        return self.user if self.user is not None else self.assistant  # type: ignore[return-value]
+        return self.user if self.user is not None else self.assistant  # type: ignore[return-value] # one of the two is set (validated)
 
 
 class SessionSpec(_Strict):

@@ -42,10 +42,10 @@ def planting_turns(scenario: Scenario) -> dict[str, list[str]]:
 def _filler_times(start: datetime | None, end: datetime | None, count: int) -> list[datetime | None]:
     if start is None and end is None:
         return [None] * count
-    both = start is not None and end is not None
-    step = (end - start) / (count + 1) if both else timedelta(hours=1)  # type: ignore[operator]
+    step = (end - start) / (count + 1) if start is not None and end is not None else timedelta(hours=1)
     if start is None:
-        return [end - step * (count - k) for k in range(count)]  # type: ignore[operator]
+        assert end is not None
+        return [end - step * (count - k) for k in range(count)]
     return [start + step * (k + 1) for k in range(count)]
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from memeval.errors import Problem, ScenarioError
+from memeval.match import contains_any
 from memeval.scenario.schema import (
     LEAKAGE_KINDS,
     Fact,
@@ -23,7 +24,6 @@ from memeval.scenario.schema import (
     TurnSpec,
 )
 from memeval.scenario.yamlpos import Path_, Positions, YamlError, load_with_positions
-from memeval.match import contains_any
 
 MIN_FILLER_TOKENS_PER_SESSION = 20
 SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -116,7 +116,7 @@ def _schema_problems(exc: ValidationError, data: Any, pos: Positions, file: str)
             continue
         line, col = pos.of(path)
         if kind == "missing":
-            key = path[-1]
+            key = str(path[-1])
             message, fix = f"missing required key '{key}'", f"add `{key}:` here"
         elif kind == "literal_error" and path == ("memeval",):
             message, fix = "unsupported format version", "set `memeval: 1`"
@@ -201,7 +201,7 @@ class _Checker:
             self._probe(i, p, facts, session_index, turn_index, planted_at, last)
         return self.problems
 
-    def _duplicates(self, what: str, items: list[tuple[Path_, str]]) -> None:
+    def _duplicates(self, what: str, items: Sequence[tuple[Path_, str]]) -> None:
         seen: dict[str, Path_] = {}
         for path, value in items:
             if value in seen:
@@ -229,7 +229,8 @@ class _Checker:
             if fact.supersedes not in facts:
                 self._unknown_fact(path, fact.supersedes)
                 continue
-            chain, current = [fact.id], fact.supersedes
+            chain: list[str] = [fact.id]
+            current: str | None = fact.supersedes
             while current is not None and current in facts:
                 if current in chain:
                     if current == fact.id:

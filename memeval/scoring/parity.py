@@ -18,8 +18,8 @@ from collections import Counter, defaultdict
 from functools import lru_cache
 from typing import Any
 
-from memeval.records import ProbeRecord
 from memeval.match import says_unknown
+from memeval.records import ProbeRecord
 from memeval.scoring.stats import DIGITS, summary
 
 PARITY = ("token_f1", "retrieval")

@@ -16,7 +16,6 @@ by default).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -63,7 +62,7 @@ def load_prices(path: str | Path) -> PriceTable:
         return PriceTable.model_validate(data)
     except ValidationError as exc:
         # an unknown key (a typo) explains the missing one it was meant to be: report it first
-        error: dict[str, Any] = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        error = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         loc = tuple(error["loc"])
         line, col = pos.of_key(loc)
         where = ".".join(str(part) for part in loc) or "the table"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from memeval.match import contains_any, normalize, says_unknown
 from memeval.records import EvidenceTurn, ExpectedFact, ProbeRecord
 from memeval.scenario.schema import LEAKAGE_KINDS, ProbeKind
-from memeval.match import contains_any, normalize, says_unknown
 
 
 def evidence_items(record: ProbeRecord) -> list[tuple[ExpectedFact | EvidenceTurn, bool]]:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 import memeval
-from memeval.registry import build_backend
 from memeval.records import read_records
+from memeval.registry import build_backend
 from memeval.testing import assert_conforms
 
 from ..conftest import SCENARIOS

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from memeval.match import contains_any
 from memeval.scenario.filler import generate_filler
 from memeval.scenario.timeline import build_timeline
 from memeval.scenario.validate import load_scenario
-from memeval.match import contains_any
 from memeval.tokens import count_tokens
 
 from ..conftest import SCENARIOS

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from memeval.records import EvidenceTurn, ExpectedFact, ProbeRecord
 from memeval.match import contains, says_unknown
+from memeval.records import EvidenceTurn, ExpectedFact, ProbeRecord
 from memeval.scoring.retention import answer_correct, evidence_share, violates
 from memeval.scoring.scores import compute_scores
 from memeval.scoring.stats import percentile, wilson

@@ -11,8 +11,8 @@ from memeval.errors import MemevalError
 from memeval.protocols import Footprint, Usage
 from memeval.records import CanaryExposure, ExpectedFact, JudgeReply, ProbeRecord
 from memeval.scoring.curve import half_life, retention_curve
-from memeval.scoring.prices import load_prices
 from memeval.scoring.model import CellScores
+from memeval.scoring.prices import load_prices
 from memeval.scoring.scores import compute_scores, memorization_ratio
 from memeval.scoring.verbatim import Conversation
 
