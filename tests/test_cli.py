@@ -6,8 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+import memeval
 from memeval.cli import app
 
 from .conftest import SCENARIOS
@@ -123,3 +125,23 @@ def test_broken_user_modules_and_readers_are_one_line(tmp_path: Path) -> None:
                                 env=env)
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_options_are_the_run_config_fields() -> None:
+    """One list of run options: the CLI's flags, memeval.run()'s keywords and the manifest."""
+    import typer.main
+
+    from memeval.records import RunConfig
+
+    group = typer.main.get_command(app)
+    params = {p.name for p in group.commands["run"].params} - {"paths"}  # type: ignore[attr-defined]
+    assert params == (set(RunConfig.model_fields) - {"backends"}) | {"backend"}
+    doc = memeval.run.__doc__ or ""
+    assert all(f"    {name}: " in doc for name in RunConfig.model_fields)
+
+
+def test_a_misspelt_run_option_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(memeval.MemevalError, match=r"run option 'retires'.*options: backends"):
+        memeval.run(SCENARIOS / "garden-club.yaml", reader="extractive", out=tmp_path, retires=2)
+    with pytest.raises(memeval.MemevalError, match=r"run option 'limit'"):
+        memeval.run(SCENARIOS / "garden-club.yaml", reader="extractive", out=tmp_path, limit=0)

@@ -11,6 +11,8 @@ from memeval.adapters.backends.no_memory import NoMemory
 from memeval.errors import MemevalError
 from memeval.registry import build_backend, build_reader, known_adapters, parse_options
 
+from .conftest import ROOT
+
 
 def test_option_values_are_typed() -> None:
     assert parse_options("top_k=8,chunk=session,persist=false,budget=none,t=0.5", "x") == {
@@ -63,3 +65,13 @@ def test_a_third_party_entry_point_is_found_by_name(tmp_path: Path,
     finally:
         known_adapters.cache_clear()
         sys.modules.pop("thirdparty_memory", None)
+
+
+def test_the_built_in_names_are_the_entry_points() -> None:
+    """One source of names: the table used without installation metadata is pyproject's."""
+    import tomllib
+
+    from memeval.registry import BUILTIN
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert declared["memeval.adapters"] == BUILTIN

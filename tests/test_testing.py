@@ -106,3 +106,52 @@ def test_check_backend_command() -> None:
     assert ok.exit_code == 0 and "full_context: conforms" in ok.output
     bad = runner.invoke(app, ["check-backend", "tests.test_testing:SharedStore"])
     assert bad.exit_code == 1 and "[isolation]" in bad.output
+
+
+class Good(ForgetsEveryone):
+    def reset(self, scope: str) -> None:
+        self.turns.pop(scope, None)
+
+
+class OneCellOnly(Good):
+    """Shuts its store at close-like points: a second bind finds it dead (like a closed pool)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bound = False
+
+    def bind(self, context: object) -> None:
+        if self.bound:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        self.bound = True
+
+
+class ClosesTwiceBadly(Good):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+
+    def close(self) -> None:
+        if self.closed:
+            raise RuntimeError("already closed")
+        self.closed = True
+
+
+class BadUsage(Good):
+    def model_usage(self):  # type: ignore[no-untyped-def, override]
+        return {"input_tokens": 3}
+
+
+@pytest.mark.parametrize(("backend", "rule", "says"), [
+    (OneCellOnly, "exceptions", "a second bind raised RuntimeError"),
+    (ClosesTwiceBadly, "close", "a second close() raised RuntimeError"),
+    (BadUsage, "usage", "model_usage returned dict"),
+])
+def test_the_kit_checks_the_lifecycle(backend: type[MemoryBackend], rule: str, says: str) -> None:
+    report = check_backend(backend)
+    assert [v.rule for v in report.violations] == [rule], str(report)
+    assert says in str(report)
+
+
+def test_a_good_backend_is_bound_twice_and_closed_twice_quietly() -> None:
+    assert check_backend(Good).ok
