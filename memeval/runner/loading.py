@@ -65,7 +65,7 @@ def from_content(content: dict[str, Any], sha256: str, path: str | None) -> Load
 
 
 _TIMELINES: dict[str, list[Event]] = {}
-_KEEP = 32
+_KEEP = 4  # cells run scenario by scenario: the few most recent are enough
 
 
 def _timeline(sha256: str, scenario: Scenario) -> list[Event]:
