@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from memeval.protocols import Answer
 
@@ -42,6 +42,14 @@ def call_key(identity: dict[str, Any], question: str, context: str, **task: Any)
     payload = json.dumps({"reader": identity, "question": question, "context": context, **task},
                          sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class AnswerCache(Protocol):
+    """What the call service needs of a cache: `CallCache` here, a cache server on a cluster."""
+
+    def get(self, key: str) -> Answer | None: ...
+
+    def put(self, key: str, answer: Answer) -> None: ...
 
 
 class CallCache:

@@ -95,6 +95,7 @@ def run(
     judge: Annotated[str | None, typer.Option(help=_help("judge"))] = None,
     report: Annotated[bool, typer.Option(help=_help("report"))] = True,
     parity: Annotated[list[str] | None, typer.Option(help=_help("parity") + " Repeatable.")] = None,
+    executor: Annotated[str, typer.Option(help=_help("executor"))] = "local",
 ) -> None:
     """Replay scenarios into each backend, ask every probe, score, and print the table."""
     options = dict(locals())  # first: every parameter is a RunConfig field (checked by a test)

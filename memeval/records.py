@@ -171,6 +171,9 @@ class RunConfig(BaseModel):
     report: bool = Field(True, description="Write report.html beside the records.")
     parity: list[str] = Field(default_factory=list, description="Benchmark-parity scorers: "
                               "token_f1 (LoCoMo), retrieval (LongMemEval recall@k, NDCG@k).")
+    executor: str = Field("local", description="Where cells run: local (one after another in "
+                          "this process) or ray[:address=auto|ray://host:port,num_cpus=N,"
+                          "num_gpus=N,memory=BYTES] (each cell a Ray task).")
 
     @classmethod
     def describe(cls) -> str:
@@ -289,7 +292,11 @@ class RecordWriter:
         self._fh = (Path(run_dir) / RECORDS).open("ab")
 
     def write(self, record: ProbeRecord) -> None:
-        self._fh.write(record.model_dump_json().encode() + b"\n")
+        self.write_many([record])
+
+    def write_many(self, records: list[ProbeRecord]) -> None:
+        """Append records together, made durable by one sync."""
+        self._fh.write(b"".join(r.model_dump_json().encode() + b"\n" for r in records))
         self._fh.flush()
         os.fsync(self._fh.fileno())
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 from typing import Any
 
 from memeval.adapters.readers import PROMPT_ID, build_prompt, first_line
@@ -41,7 +43,8 @@ class OpenAIReader(Reader):
     Args:
         model: Model name at the endpoint.
         base_url: Endpoint, e.g. http://127.0.0.1:8000/v1 (default: the client's,
-            or `$OPENAI_BASE_URL`).
+            or `$OPENAI_BASE_URL`). Several servers of the same model (one per GPU, say):
+            a list, or URLs joined by ";" on the command line; calls take them in turn.
         key_env: Environment variable holding the API key (never recorded).
         mode: "chat" (chat completions) or "completions" (plain completions with
             the few-shot prompt, for base models; the answer ends at a newline).
@@ -51,25 +54,32 @@ class OpenAIReader(Reader):
         context_tokens: Largest prompt the model takes.
     """
 
-    def __init__(self, model: str = "gpt-4o-mini", base_url: str | None = None,
+    def __init__(self, model: str = "gpt-4o-mini", base_url: str | list[str] | None = None,
                  key_env: str = "OPENAI_API_KEY", mode: str = "chat", max_tokens: int = 64,
                  temperature: float = 0.0, timeout: float = 60.0, context_tokens: int = 8192):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        self.model, self.base_url, self.key_env, self.mode = model, base_url, key_env, mode
+        urls = base_url.split(";") if isinstance(base_url, str) else base_url or []
+        self.base_urls: list[str | None] = [u.strip() for u in urls if u.strip()] or [None]
+        self.model, self.key_env, self.mode = model, key_env, mode
         self.max_tokens, self.temperature, self.timeout = max_tokens, temperature, timeout
         self.context_tokens = context_tokens
-        self._client: Any = None
+        self._clients: dict[str | None, Any] = {}
+        self._turn = itertools.count()
+        self._lock = threading.Lock()
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            from openai import OpenAI
+        """The client of the next server in turn (one client per server, made once)."""
+        url = self.base_urls[next(self._turn) % len(self.base_urls)]
+        with self._lock:
+            if url not in self._clients:
+                from openai import OpenAI
 
-            # retries are the runner's job, so the client makes none of its own
-            self._client = OpenAI(base_url=self.base_url, timeout=self.timeout, max_retries=0,
-                                  api_key=os.environ.get(self.key_env) or "not-needed")
-        return self._client
+                # retries are the runner's job, so the client makes none of its own
+                self._clients[url] = OpenAI(base_url=url, timeout=self.timeout, max_retries=0,
+                                            api_key=os.environ.get(self.key_env) or "not-needed")
+            return self._clients[url]
 
     def answer(self, question: str, context: str) -> Answer:
         if self.mode == "completions":
@@ -94,6 +104,7 @@ class OpenAIReader(Reader):
 
     def identity(self) -> dict[str, object]:
         return {"reader": "openai", "model": self.model,
-                "base_url": self.base_url or os.environ.get("OPENAI_BASE_URL", "default"),
+                "base_url": ";".join(sorted(u or os.environ.get("OPENAI_BASE_URL", "default")
+                                            for u in self.base_urls)),
                 "mode": self.mode, "max_tokens": self.max_tokens,
                 "temperature": self.temperature, "prompt": PROMPT_ID}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from memeval.cache import CallCache
+from memeval.cache import AnswerCache, CallCache
 from memeval.errors import MemevalError
 from memeval.protocols import CellContext, MemoryBackend, Reader
 from memeval.records import Cell, ProbeRecord
@@ -56,11 +56,13 @@ class CellRuntime:
     judge: Reader | None = None
     backend: MemoryBackend | None = None
     make_backend: Callable[[], MemoryBackend] | None = None
-    cache: CallCache | None = None
+    cache: AnswerCache | None = None
     count_tokens: Callable[[str], int] | None = None
 
     @classmethod
-    def for_cell(cls, cell: Cell) -> CellRuntime:
+    def for_cell(cls, cell: Cell, cache: AnswerCache | None = None) -> CellRuntime:
+        """Build what `cell` names; its model calls go through `cache`, or else this machine's
+        call cache when the cell uses one."""
         spec = cell.backend.spec
         if spec is None:
             raise MemevalError(f"backend '{cell.backend.label}' was given as a Python object; "
@@ -69,7 +71,7 @@ class CellRuntime:
         return cls(reader=_reader(cell.reader.spec, cell.reader.label),
                    judge=_reader(cell.judge.spec, cell.judge.label) if cell.judge else None,
                    make_backend=lambda: build_backend(spec)[1],
-                   cache=CallCache() if cell.cache else None)
+                   cache=cache if cache is not None else CallCache() if cell.cache else None)
 
 
 def iter_cell(cell: Cell, runtime: CellRuntime | None = None) -> Iterator[ProbeRecord]:

@@ -1,8 +1,10 @@
-"""The local executor: the driver that runs a plan's cells one after another in this process.
+"""The driver: it runs a plan's cells on an executor and is the one writer of records.jsonl.
 
-The driver is the one writer of records.jsonl: it appends each record as its
-cell yields it (flushed and synced), so a killed run loses at most the batch
-in flight, and `--resume` asks only what is missing.
+Executors: local (one cell after another in this process; each record is
+appended as its cell yields it) and Ray (each cell a task; its records are
+appended when it is done). Records are flushed and synced as written, so a
+killed run loses at most what was in flight, and `--resume` asks only what
+is missing.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from memeval.records import (
     write_json_atomic,
 )
 from memeval.runner.cell import iter_cell
+from memeval.runner.cluster import parse_executor, run_on_ray
 from memeval.runner.extras import check_judge
 from memeval.runner.plan import RunPlan
 from memeval.runner.service import CallPolicy, ReaderService, TokenCounter
@@ -66,16 +69,23 @@ def execute(plan: RunPlan, command: list[str] | None = None,
     policy = CallPolicy(max_concurrency=config.max_concurrency, retries=config.retries)
     checks = (check_judge(ReaderService(plan.judge.reader, cache, policy), out)
               if plan.judge else None)
-    count = TokenCounter(plan.reader.reader)
+    ray = parse_executor(config.executor)
     writer = RecordWriter(out)
     try:
-        for cell in cells:
-            if progress:
-                progress(cell.name, 0)
-            for record in iter_cell(cell, plan.runtime(cell, cache, count)):
-                writer.write(record)
+        if ray is None:  # local: one cell after another, each record written as it comes
+            count = TokenCounter(plan.reader.reader)
+            for cell in cells:
                 if progress:
-                    progress("", 1)
+                    progress(cell.name, 0)
+                for record in iter_cell(cell, plan.runtime(cell, cache, count)):
+                    writer.write(record)
+                    if progress:
+                        progress("", 1)
+        else:  # each cell a Ray task: its records written together when it is done
+            for cell, records in run_on_ray(cells, ray, cache.path if cache else None):
+                writer.write_many(records)
+                if progress:
+                    progress(cell.name, len(records))
     finally:
         writer.close()
     scores = compute_scores(read_records(out), manifest.backends, prices, checks, config.parity)

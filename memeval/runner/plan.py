@@ -11,12 +11,13 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from memeval.cache import CallCache
+from memeval.cache import AnswerCache
 from memeval.errors import MemevalError
 from memeval.protocols import MemoryBackend, Reader, ReadsAttention
 from memeval.records import CONTROL, AdapterRef, Cell, Manifest, RunConfig, ScenarioEntry
 from memeval.registry import build_backend, build_reader
 from memeval.runner.cell import CellRuntime
+from memeval.runner.cluster import parse_executor, require_ray
 from memeval.runner.loading import LoadedScenario, load_scenarios
 from memeval.scenario.schema import Scenario
 from memeval.scoring.parity import PARITY
@@ -95,7 +96,7 @@ class RunPlan:
                     workdir=str(self.out / "work" / f"{ls.scenario.id}--{_slug(b.label)}")))
         return cells
 
-    def runtime(self, cell: Cell, cache: CallCache | None,
+    def runtime(self, cell: Cell, cache: AnswerCache | None,
                 count_tokens: Callable[[str], int]) -> CellRuntime:
         """The objects this process already holds for `cell`: nothing is built twice."""
         choice = next(b for b in self.backends if b.label == cell.backend.label)
@@ -131,6 +132,9 @@ def plan_run(scenarios: Iterable[str | Path | Scenario], config: RunConfig) -> R
     if unknown:
         raise MemevalError(f"unknown parity scorer '{unknown[0]}' (known: {', '.join(PARITY)})")
     prices = load_prices(config.prices) if config.prices else None
+    on_ray = parse_executor(config.executor) is not None
+    if on_ray:
+        require_ray()
     backends = [_choose(spec) for spec in config.backends]
     labels = [b.label for b in backends]
     dup = next((x for x in labels if labels.count(x) > 1), None)
@@ -143,6 +147,11 @@ def plan_run(scenarios: Iterable[str | Path | Scenario], config: RunConfig) -> R
     if config.control and CONTROL not in labels:
         backends.append(_choose(CONTROL))
     judge = _reader(config.judge) if config.judge is not None else None
+    stuck = [b.label for b in backends if b.spec is None] + \
+        [r.label for r in (reader, judge) if r is not None and r.spec is None]
+    if on_ray and stuck:
+        raise MemevalError(f"'{stuck[0]}' was given as a Python object, which cannot travel to "
+                           "a Ray worker; give it by name or as module:Class")
     return RunPlan(config, loaded, backends, reader,
                    Path(config.out) if config.out else _default_out(),
                    CONTROL if config.control else None, judge, prices)

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from memeval.cache import CallCache, call_key
+from memeval.cache import AnswerCache, call_key
 from memeval.protocols import Answer, GivesLogprobs, Reader
 
 
@@ -53,7 +53,7 @@ class ReaderService:
     """Wraps a reader with the call cache, retries and concurrency; errors are recorded,
     never cached."""
 
-    def __init__(self, reader: Reader, cache: CallCache | None, policy: CallPolicy = CallPolicy(),
+    def __init__(self, reader: Reader, cache: AnswerCache | None, policy: CallPolicy = CallPolicy(),
                  sleep: Callable[[float], None] = time.sleep):
         self.reader, self.cache, self.policy, self._sleep = reader, cache, policy, sleep
         self.identity = reader.identity()
