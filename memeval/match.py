@@ -41,9 +41,9 @@ def contains(text: str, needle: str) -> bool:
     return bool(needle) and _pattern(needle).search(normalize(text)) is not None
 
 
-def contains_any(text: str, needles: Iterable[str]) -> bool:
-    """Whether any of `needles` occurs in `text`."""
-    haystack = normalize(text)
+def contains_any(text: str, needles: Iterable[str], normalized: bool = False) -> bool:
+    """Whether any of `needles` occurs in `text` (already `normalize`d when `normalized`)."""
+    haystack = text if normalized else normalize(text)
     return any(_pattern(n).search(haystack) for n in map(normalize, needles) if n)
 
 

@@ -296,7 +296,11 @@ class RecordWriter:
 
     def write_many(self, records: list[ProbeRecord]) -> None:
         """Append records together, made durable by one sync."""
-        self._fh.write(b"".join(r.model_dump_json().encode() + b"\n" for r in records))
+        self.write_lines([r.model_dump_json() for r in records])
+
+    def write_lines(self, lines: list[str]) -> None:
+        """Append records already dumped as JSON (one per line), made durable by one sync."""
+        self._fh.write("".join(line + "\n" for line in lines).encode())
         self._fh.flush()
         os.fsync(self._fh.fileno())
 

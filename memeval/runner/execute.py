@@ -70,6 +70,7 @@ def execute(plan: RunPlan, command: list[str] | None = None,
     checks = (check_judge(ReaderService(plan.judge.reader, cache, policy), out)
               if plan.judge else None)
     ray = parse_executor(config.executor)
+    records = list(kept)  # scored from memory: the file is not read back
     writer = RecordWriter(out)
     try:
         if ray is None:  # local: one cell after another, each record written as it comes
@@ -79,15 +80,17 @@ def execute(plan: RunPlan, command: list[str] | None = None,
                     progress(cell.name, 0)
                 for record in iter_cell(cell, plan.runtime(cell, cache, count)):
                     writer.write(record)
+                    records.append(record)
                     if progress:
                         progress("", 1)
         else:  # each cell a Ray task: its records written together when it is done
-            for cell, records in run_on_ray(cells, ray, cache.path if cache else None):
-                writer.write_many(records)
+            for cell, lines, done in run_on_ray(cells, ray, cache.path if cache else None):
+                writer.write_lines(lines)
+                records += done
                 if progress:
-                    progress(cell.name, len(records))
+                    progress(cell.name, len(done))
     finally:
         writer.close()
-    scores = compute_scores(read_records(out), manifest.backends, prices, checks, config.parity)
+    scores = compute_scores(records, manifest.backends, prices, checks, config.parity)
     write_json_atomic(out / SCORES, dump_scores(scores))
     return scores

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from memeval.errors import MemevalError
 from memeval.scenario.schema import Probe, Scenario
-from memeval.scenario.timeline import Event, build_timeline
+from memeval.scenario.timeline import Event, build_timeline, probe_order
 from memeval.scenario.validate import load_scenario, scenario_files
 
 
@@ -19,11 +19,17 @@ class LoadedScenario:
     scenario: Scenario
     path: str | None
     sha256: str
-    timeline: list[Event] = field(default_factory=list)
 
     @property
     def probes(self) -> list[Probe]:
-        return [e for e in self.timeline if isinstance(e, Probe)]
+        """In the order they are asked (no filler is generated to find it)."""
+        return probe_order(self.scenario)
+
+    @property
+    def timeline(self) -> list[Event]:
+        """Sessions (filler generated) and probes in order; made once for the cells that
+        replay this scenario in this process."""
+        return _timeline(self.sha256, self.scenario)
 
 
 def scenario_sha256(scenario: Scenario) -> str:
@@ -49,8 +55,6 @@ def load_scenarios(scenarios: Iterable[str | Path | Scenario]) -> list[LoadedSce
             raise MemevalError(f"scenario id '{ls.scenario.id}' is used twice "
                                f"({seen[ls.scenario.id]} and {ls.path}); ids must be unique")
         seen[ls.scenario.id] = ls.path
-    for ls in loaded:
-        ls.timeline = _timeline(ls.sha256, ls.scenario)
     return loaded
 
 
@@ -61,7 +65,7 @@ def from_content(content: dict[str, Any], sha256: str, path: str | None) -> Load
     if found != sha256:
         raise MemevalError(f"scenario '{scenario.id}' does not match its hash "
                            f"({found[:12]} ≠ {sha256[:12]}); the cell was altered in transit")
-    return LoadedScenario(scenario, path, sha256, _timeline(sha256, scenario))
+    return LoadedScenario(scenario, path, sha256)
 
 
 _TIMELINES: dict[str, list[Event]] = {}

@@ -49,17 +49,29 @@ def _filler_times(start: datetime | None, end: datetime | None, count: int) -> l
     return [start + step * (k + 1) for k in range(count)]
 
 
+def _probes_after(scenario: Scenario) -> dict[int, list[Probe]]:
+    """The probes asked after each session entry (by index), in the file's order."""
+    entries = scenario.sessions
+    index_of = {e.id: i for i, e in enumerate(entries) if isinstance(e, SessionSpec)}
+    probes_after: dict[int, list[Probe]] = {}
+    for probe in scenario.probes:
+        at = index_of[probe.after] if probe.after is not None else len(entries) - 1
+        probes_after.setdefault(at, []).append(probe)
+    return probes_after
+
+
+def probe_order(scenario: Scenario) -> list[Probe]:
+    """The probes in the order the timeline asks them, without generating any filler."""
+    return [p for _, probes in sorted(_probes_after(scenario).items()) for p in probes]
+
+
 def build_timeline(scenario: Scenario) -> list[Event]:
     """Unroll sessions (filler generated) and place each probe after its session."""
     answers = [a for fact in scenario.facts for a in fact.answers]
     default_user = scenario.users[0]
     entries = scenario.sessions
     explicit_times = [e.time if isinstance(e, SessionSpec) else None for e in entries]
-    probes_after: dict[int, list[Probe]] = {}
-    index_of = {e.id: i for i, e in enumerate(entries) if isinstance(e, SessionSpec)}
-    for probe in scenario.probes:
-        at = index_of[probe.after] if probe.after is not None else len(entries) - 1
-        probes_after.setdefault(at, []).append(probe)
+    probes_after = _probes_after(scenario)
 
     events: list[Event] = []
     for i, entry in enumerate(entries):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from memeval.records import ProbeRecord
-from memeval.scoring.retention import answer_correct, evidence_items
+from memeval.scoring.retention import EvidenceItems, answer_correct, evidence_items
 from memeval.scoring.stats import DIGITS, rate
 
 #: Token distances are binned by powers of two from this many tokens.
@@ -16,7 +16,11 @@ TOKEN_BIN_START = 512
 Point = tuple[float, bool]  # (distance, retained)
 
 
-def _items(records: Sequence[ProbeRecord], unit: str) -> tuple[list[Point], list[Point]]:
+Found = Mapping[tuple[str, str, str, str], EvidenceItems]
+
+
+def _items(records: Sequence[ProbeRecord], unit: str, found: Found
+           ) -> tuple[list[Point], list[Point]]:
     """Evidence items (one per expected fact or evidence turn) and answer items (one per probe)."""
     attr = f"{unit}_ago"
     evidence: list[Point] = []
@@ -24,7 +28,7 @@ def _items(records: Sequence[ProbeRecord], unit: str) -> tuple[list[Point], list
     for r in records:
         if r.error is not None:
             continue
-        items = [(getattr(item, attr), found) for item, found in evidence_items(r)]
+        items = [(getattr(item, attr), held) for item, held in found[r.key]]
         evidence += items
         distances = [d for d, _ in items]
         correct = answer_correct(r)
@@ -110,11 +114,14 @@ def half_life(points: list[Point]) -> tuple[float | None, str]:
     return round(1 / lam, DIGITS - 3), "fitted a · 2^(−d/h) by maximum likelihood"
 
 
-def retention_curve(records: Sequence[ProbeRecord]) -> dict[str, Any]:
-    """Binned evidence and answer retention with Wilson intervals, and the half-life, per unit."""
+def retention_curve(records: Sequence[ProbeRecord], found: Found | None = None) -> dict[str, Any]:
+    """Binned evidence and answer retention with Wilson intervals, and the half-life, per unit
+    (`found`: each record's evidence items, when the caller has them)."""
+    if found is None:
+        found = {r.key: evidence_items(r) for r in records if r.error is None}
     out: dict[str, Any] = {}
     for unit in ("sessions", "tokens"):
-        evidence, answers = _items(records, unit)
+        evidence, answers = _items(records, unit, found)
         block: dict[str, Any] = {}
         for name, points in (("evidence", evidence), ("answer", answers)):
             h, note = half_life(points)

@@ -6,19 +6,25 @@ from memeval.match import contains_any, normalize, says_unknown
 from memeval.records import EvidenceTurn, ExpectedFact, ProbeRecord
 from memeval.scenario.schema import LEAKAGE_KINDS, ProbeKind
 
+EvidenceItems = list[tuple[ExpectedFact | EvidenceTurn, bool]]
 
-def evidence_items(record: ProbeRecord) -> list[tuple[ExpectedFact | EvidenceTurn, bool]]:
+
+def evidence_items(record: ProbeRecord) -> EvidenceItems:
     """Each expected fact (or, if none, each evidence turn) and whether the recall holds it."""
-    recalled = normalize(record.recall_text)
+    recalled = normalize(record.recall_text)  # once: a recalled history can be long
     if record.expected:
-        return [(f, contains_any(recalled, f.answers)) for f in record.expected]
+        return [(f, contains_any(recalled, f.answers, normalized=True)) for f in record.expected]
     return [(t, normalize(t.text) in recalled) for t in record.evidence]
+
+
+def share_held(items: EvidenceItems) -> float | None:
+    """Share of the items the recall holds; None if there are none."""
+    return sum(found for _, found in items) / len(items) if items else None
 
 
 def evidence_share(record: ProbeRecord) -> float | None:
     """Share of expected facts (or evidence turns) the recalled text holds; None if none named."""
-    items = evidence_items(record)
-    return sum(found for _, found in items) / len(items) if items else None
+    return share_held(evidence_items(record))
 
 
 def answer_correct(record: ProbeRecord) -> bool | None:

@@ -12,7 +12,7 @@ from memeval.scoring.judge import judge_scores
 from memeval.scoring.model import CellScores, ProbeVerdict, Scores
 from memeval.scoring.parity import parity_scores
 from memeval.scoring.prices import PriceTable
-from memeval.scoring.retention import control_correct
+from memeval.scoring.retention import EvidenceItems, control_correct, evidence_items
 from memeval.scoring.stats import DIGITS, pearson, rate, summary
 from memeval.scoring.verbatim import VERBATIM_WORDS
 from memeval.scoring.verdicts import probe_verdicts
@@ -134,6 +134,7 @@ def _ess(ok: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeV
 
 
 def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVerdict],
+               found: dict[tuple[str, str, str, str], EvidenceItems],
                prices: PriceTable | None = None, memorization: dict[str, Any] | None = None,
                judge_checks: list[JudgeCheck] | None = None,
                parity: list[str] | None = None) -> CellScores:
@@ -158,7 +159,7 @@ def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, s
         "answer_retention_memory_only": _retention(memory_only)["answer_retention"],
         "memorized_probes": sum(bool(v.memorized) for v in judged),
         "by_kind": {kind: _retention(vs) for kind, vs in sorted(by_kind.items())},
-        "retention_curve": retention_curve(ok),
+        "retention_curve": retention_curve(ok, found),
         "leakage": {
             "violation_rate": rate(violations),
             "memorization": memorization,
@@ -203,7 +204,8 @@ def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None
     """
     rank = {name: i for i, name in enumerate(backends or [])}
     ordered = sorted(records, key=lambda r: (rank.get(r.backend, len(rank)), r.key))
-    verdicts = probe_verdicts(ordered)
+    found = {r.key: evidence_items(r) for r in ordered if r.error is None}  # the costly part
+    verdicts = probe_verdicts(ordered, found)
     by_key = {r.key: v for r, v in zip(ordered, verdicts, strict=True)}
     cells: dict[tuple[str, str], list[ProbeRecord]] = {}
     for r in ordered:
@@ -211,6 +213,6 @@ def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None
     controls = {reader: memorization_ratio(rs)
                 for (_, reader), rs in cells.items() if rs[0].control}
     return Scores(
-        cells=[score_cell(rs, by_key, prices, controls.get(reader), judge_checks, parity)
+        cells=[score_cell(rs, by_key, found, prices, controls.get(reader), judge_checks, parity)
                for (_, reader), rs in cells.items()],
         verdicts=verdicts)

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from memeval.records import ProbeRecord
 from memeval.scoring.judge import read_verdict
 from memeval.scoring.model import ProbeVerdict
-from memeval.scoring.retention import answer_correct, control_correct, evidence_share, violates
+from memeval.scoring.retention import (
+    EvidenceItems,
+    answer_correct,
+    control_correct,
+    evidence_items,
+    share_held,
+    violates,
+)
+
+Key = tuple[str, str, str, str]
 
 
-def probe_verdicts(records: Sequence[ProbeRecord]) -> list[ProbeVerdict]:
-    """A verdict per record, in the records' order.
+def probe_verdicts(records: Sequence[ProbeRecord],
+                   found: Mapping[Key, EvidenceItems] | None = None) -> list[ProbeVerdict]:
+    """A verdict per record, in the records' order (`found`: each record's evidence items,
+    when the caller has them already).
 
     `memorized` joins each record to the no-memory control's record of the same
     scenario, reader and probe: the control's verdict, whatever order the cells ran in.
@@ -24,7 +35,8 @@ def probe_verdicts(records: Sequence[ProbeRecord]) -> list[ProbeVerdict]:
         verdicts.append(ProbeVerdict(
             scenario=r.scenario, backend=r.backend, reader=r.reader, probe=r.probe, kind=r.kind,
             error=failed,
-            evidence=None if failed else evidence_share(r),
+            evidence=None if failed else share_held(
+                found[r.key] if found is not None else evidence_items(r)),
             correct=None if failed else answer_correct(r),
             violation=None if failed else violates(r),
             memorized=None if r.control else control.get((r.scenario, r.reader, r.probe)),
