@@ -171,3 +171,46 @@ def test_the_reader_classifies_the_openai_clients_errors(status: int, headers: d
     assert OpenAIReader().should_retry(openai.APITimeoutError(request=request)) == 0.0
     assert OpenAIReader().should_retry(openai.APIConnectionError(request=request)) == 0.0
     assert OpenAIReader().should_retry(ValueError("a bug of ours")) is None
+
+
+def test_calls_are_spread_over_several_servers() -> None:
+    """Two loopback endpoints (minimal OpenAI-compatible stubs): calls alternate between them."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits: list[int] = []
+
+    def serve(port_index: int) -> ThreadingHTTPServer:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                hits.append(port_index)
+                body = json.dumps({
+                    "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": f"from {port_index}"}}],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    servers = [serve(0), serve(1)]
+    try:
+        urls = ";".join(f"http://127.0.0.1:{s.server_address[1]}/v1" for s in servers)
+        reader = OpenAIReader(model="m", base_url=urls)
+        answers = [reader.answer(f"q{i}", "notes").text for i in range(6)]
+        assert sorted(hits) == [0, 0, 0, 1, 1, 1] and set(answers) == {"from 0", "from 1"}
+        assert reader.identity()["base_url"] == ";".join(sorted(urls.split(";")))
+    finally:
+        for s in servers:
+            s.shutdown()
