@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from memeval.errors import MemevalError
 from memeval.protocols import Footprint, MemoryBackend, Reader, RecallItem, Usage
@@ -129,6 +129,16 @@ class ProbeRecord(_Record):
     error: str | None = None
     error_stage: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_format(cls, data: Any) -> Any:
+        # runs of memeval 0.1 kept verdicts in records: drop them, they are decided at score time
+        if isinstance(data, dict) and ("memorized" in data or "correct" in (data.get("judge") or {})):
+            data = {k: v for k, v in data.items() if k != "memorized"}
+            if data.get("judge"):
+                data["judge"] = {"reply": data["judge"]["reply"]}
+        return data
+
     @property
     def key(self) -> tuple[str, str, str, str]:
         return (self.scenario, self.backend, self.reader, self.probe)
@@ -206,6 +216,20 @@ class Manifest(_Record):
     versions: dict[str, str]
     git_commit: str | None
     resumed: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_format(cls, data: Any) -> Any:
+        # memeval 0.1 kept the options at the top level
+        if isinstance(data, dict) and "config" not in data and "seed" in data:
+            data = dict(data)
+            options = {k: data.pop(k) for k in ("seed", "limit", "ess", "parity") if k in data}
+            policy = data.pop("call_policy", {}) or {}
+            data["config"] = {**options, "backends": data.get("backends", []),
+                              "reader": data.get("reader", DEFAULT_READER),
+                              "judge": data.get("judge"), "control": data.get("control") is not None,
+                              **{k: policy[k] for k in ("max_concurrency", "retries") if k in policy}}
+        return data
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match for `--resume` to continue this run (concurrency and retries may
