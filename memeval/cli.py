@@ -96,6 +96,8 @@ def run(
     report: Annotated[bool, typer.Option(help=_help("report"))] = True,
     parity: Annotated[list[str] | None, typer.Option(help=_help("parity") + " Repeatable.")] = None,
     executor: Annotated[str, typer.Option(help=_help("executor"))] = "local",
+    max_error_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help=_help("max_error_rate"))
+                              ] = 0.0,
 ) -> None:
     """Replay scenarios into each backend, ask every probe, score, and print the table."""
     options = dict(locals())  # first: every parameter is a RunConfig field (checked by a test)
@@ -142,6 +144,13 @@ def run(
     print_notes(result.scored)
     console.print(f"records, scores and manifest in [bold]{result.run_dir}[/bold]"
                   + (f"; open {result.run_dir / 'report.html'}" if report else ""))
+    failed = sum(c.errors for c in result.cells)
+    asked = sum(c.probes for c in result.cells)
+    if failed and failed > max_error_rate * asked:
+        err.print(f"[red]error:[/red] {failed} of {asked} probes failed (see `error` in "
+                  f"records.jsonl; --resume asks them again; --max-error-rate {max_error_rate} "
+                  "allows this share)", highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -155,6 +164,8 @@ def validate(
         files, problems = validate_paths(paths)
     except ScenarioError as exc:
         raise _fail(exc) from None
+    if files == 0:
+        raise _fail(MemevalError(f"no scenario files (.yaml, .yml) in {', '.join(map(str, paths))}"))
     for problem in problems:
         print(problem)
     if problems:

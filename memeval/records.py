@@ -24,6 +24,7 @@ MANIFEST = "manifest.json"
 SCORES = "scores.json"
 PRICES = "prices.json"
 JUDGE = "judge.json"
+LOCK = ".lock"
 
 DEFAULT_BACKENDS = ("full_context", "no_memory", "oracle")
 DEFAULT_READER = "embedded"
@@ -181,6 +182,9 @@ class RunConfig(BaseModel):
     report: bool = Field(True, description="Write report.html beside the records.")
     parity: list[str] = Field(default_factory=list, description="Benchmark-parity scorers: "
                               "token_f1 (LoCoMo), retrieval (LongMemEval recall@k, NDCG@k).")
+    max_error_rate: float = Field(0.0, ge=0.0, le=1.0, description="`memeval run` exits 1 "
+                                  "when a larger share of probes failed (default: any failure); "
+                                  "the table is printed either way.")
     executor: str = Field("local", description="Where cells run: local (one after another in "
                           "this process) or ray[:address=auto|ray://host:port,num_cpus=N,"
                           "num_gpus=N,memory=BYTES] (each cell a Ray task).")
@@ -342,6 +346,40 @@ def rewrite_records(run_dir: Path, records: list[ProbeRecord]) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+class RunLock:
+    """One writer per run directory: a second process is refused in one line naming the
+    holder. The lock is the OS's (flock), so a killed holder leaves nothing to clean up."""
+
+    def __init__(self, run_dir: Path):
+        from filelock import FileLock
+
+        self._dir = Path(run_dir)
+        self._lock = FileLock(self._dir / LOCK, timeout=0)
+        self._holder = self._dir / (LOCK + ".pid")
+
+    def __enter__(self) -> RunLock:
+        from filelock import Timeout
+
+        if self._dir.exists() and not self._dir.is_dir():
+            raise MemevalError(f"{self._dir} is a file, not a run directory; choose another --out")
+        self._dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            try:
+                holder = self._holder.read_text().strip()
+            except OSError:
+                holder = "another process"
+            raise MemevalError(f"{self._dir} is in use by memeval (pid {holder}); wait for it to "
+                               "finish, or choose another --out") from None
+        self._holder.write_text(str(os.getpid()))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._holder.unlink(missing_ok=True)
+        self._lock.release()
 
 
 def read_manifest(run_dir: Path) -> Manifest:

@@ -10,6 +10,7 @@ import difflib
 import importlib
 import inspect
 import re
+import typing
 from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
@@ -37,6 +38,10 @@ BUILTIN = {
     "extractive": "memeval.adapters.readers.extractive:ExtractiveReader",
 }
 _SECRET = re.compile(r"(^|_)(api_?key|key|secret|password|passwd|token|auth|credentials?)$", re.I)
+_SECRET_OPTION = re.compile(r"(?<![\w])((?:\w*_)?(?:api_?key|key|secret|password|passwd|token|auth|"
+                            r"credentials?)=)([^,;\s]+)", re.I)
+_URL_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
+_URL_QUERY_VALUE = re.compile(r"([?&][^=&\s]+=)[^&#,;\s]+")
 
 
 @lru_cache(maxsize=1)
@@ -130,14 +135,50 @@ def build(spec: str | T | type[T], base: type[T]) -> tuple[str, T]:
         allowed = [p for p in params if p not in {"self", "args", "kwargs"}]
         raise MemevalError(f"{what} '{label}' has no option '{unknown[0]}' "
                            f"(options: {', '.join(allowed) or 'none'})")
+    _check_types(cls, options, f"{what} '{label}'")
     try:
         instance = cls(**options)
     except (TypeError, ValueError) as exc:
         raise MemevalError(f"{what} '{spec}': {exc}") from None
     except Exception as exc:
         raise MemevalError(f"{what} '{spec}' failed to start: {type(exc).__name__}: {exc}") from None
-    shown = ",".join(f"{k}={'***' if _secret(k) else v}" for k, v in options.items())
+    shown = ",".join(f"{k}={'***' if _secret(k) else redact(str(v))}" for k, v in options.items())
     return (f"{label}:{shown}" if shown else label), instance
+
+
+def _check_types(cls: type, options: dict[str, Any], who: str) -> None:
+    """Options against the constructor's annotations, so `window:tokens=abc` is one line here
+    and not a TypeError deep in a run."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # annotations that do not resolve: leave the check to the constructor
+        return
+    for key, value in options.items():
+        hint = hints.get(key)
+        if hint is None or hint is Any:
+            continue
+        try:
+            TypeAdapter(hint).validate_python(value, strict=not isinstance(value, int))
+        except ValidationError:
+            raise MemevalError(f"{who}: option {key}={value!r} is not {_type_name(hint)}") from None
+        except Exception:  # a type pydantic cannot check (an object): the constructor will
+            continue
+
+
+def _type_name(hint: Any) -> str:
+    names = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    return " or ".join(names.get(a, getattr(a, "__name__", str(a))) for a in args)
+
+
+def redact(text: str) -> str:
+    """`text` with secrets masked: values of secret-named options (key=, token=, password=…),
+    credentials in URLs (user:pass@) and URL query values."""
+    text = _SECRET_OPTION.sub(r"\1***", text)
+    text = _URL_CREDENTIALS.sub(r"\1***@", text)
+    return _URL_QUERY_VALUE.sub(r"\1***", text)
 
 
 def _secret(key: str) -> bool:

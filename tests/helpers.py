@@ -49,3 +49,11 @@ class FlakyBackend(MemoryBackend):
 
     def footprint(self) -> Footprint:
         return Footprint(items=len(self.turns), bytes=sum(len(t.text) for t in self.turns))
+
+
+class KeyedMemory(FlakyBackend):
+    """A backend that takes a secret option, as a hosted memory service would."""
+
+    def __init__(self, api_key: str = "") -> None:
+        super().__init__()
+        self.api_key = api_key

@@ -145,3 +145,53 @@ def test_a_misspelt_run_option_is_one_line(tmp_path: Path) -> None:
         memeval.run(SCENARIOS / "garden-club.yaml", reader="extractive", out=tmp_path, retires=2)
     with pytest.raises(memeval.MemevalError, match=r"run option 'limit'"):
         memeval.run(SCENARIOS / "garden-club.yaml", reader="extractive", out=tmp_path, limit=0)
+
+
+def test_hostile_command_lines_are_one_line_and_fail(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = runner.invoke(app, ["validate", str(empty)])
+    assert done.exit_code == 2 and "no scenario files" in done.output
+    bad_option = runner.invoke(app, ["run", str(SCENARIOS / "garden-club.yaml"), "-r", "extractive",
+                                     "-b", "window:tokens=abc", "--out", str(tmp_path / "r")])
+    assert bad_option.exit_code == 2
+    assert "option tokens='abc' is not a whole number" in bad_option.output
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    into_file = runner.invoke(app, ["run", str(SCENARIOS / "garden-club.yaml"), "-r", "extractive",
+                                    "--out", str(a_file)])
+    assert into_file.exit_code == 2 and "is a file, not a run directory" in into_file.output
+    for result in (bad_option, into_file):
+        assert "Traceback" not in result.output
+
+
+def test_a_run_with_failed_probes_exits_1_and_still_prints_the_table(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(SCENARIOS.parent), os.environ.get("PYTHONPATH")]))}
+    args = [sys.executable, "-m", "memeval.cli", "run", str(SCENARIOS / "pets-and-moves.yaml"),
+            "-b", "tests.helpers:FlakyBackend", "-r", "extractive", "--no-control", "--no-report"]
+    failing = subprocess.run([*args, "--out", str(tmp_path / "a")], env=env, capture_output=True,
+                             text=True)
+    assert failing.returncode == 1, failing.stderr
+    assert "FlakyBackend" in failing.stdout and "1 of 6 probes failed" in failing.stderr
+    allowed = subprocess.run([*args, "--out", str(tmp_path / "b"), "--max-error-rate", "0.2"],
+                             env=env, capture_output=True, text=True)
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def test_no_secret_reaches_the_run_directory_or_the_console(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(SCENARIOS.parent), os.environ.get("PYTHONPATH")]))}
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "memeval.cli", "run", str(SCENARIOS / "garden-club.yaml"), "--limit",
+         "2", "--retries", "0", "-b", "tests.helpers:KeyedMemory:api_key=sk-PLANTED-1",
+         "-r", "openai:model=m,timeout=1,base_url=http://ann:PLANTED-2@127.0.0.1:9/v1?key=PLANTED-3",
+         "--out", str(out)], env=env, capture_output=True, text=True)
+    assert done.returncode == 1  # nothing answers on port 9: every probe failed
+    assert "PLANTED" not in done.stdout + done.stderr
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert {"manifest.json", "records.jsonl", "scores.json", "report.html"} <= {p.name for p in files}
+    leaks = [p.name for p in files if b"PLANTED" in p.read_bytes()]
+    assert leaks == []
+    assert "api_key=***" in (out / "manifest.json").read_text()

@@ -29,3 +29,37 @@ def test_a_run_of_memeval_0_1_reads_and_rescores(tmp_path: Path) -> None:
     decided = {(v.backend, v.probe): v.memorized for v in scores.verdicts}
     assert all(decided[(r["backend"], r["probe"])] == r["memorized"] for r in raw)
     assert scores.cell("oracle").judge is not None
+
+
+def test_one_writer_per_run_directory_and_a_killed_holder_leaves_no_lock(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import pytest
+
+    import memeval
+    from memeval.errors import MemevalError
+
+    from .conftest import SCENARIOS
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom memeval.records import RunLock\n"
+         "held = RunLock(sys.argv[1])\nheld.__enter__()\n"
+         "print('held', flush=True)\ntime.sleep(120)", str(out)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(MemevalError, match=rf"in use by memeval \(pid {holder.pid}\)"):
+            memeval.run(SCENARIOS / "garden-club.yaml", reader="extractive", out=out, resume=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder was killed: its lock went with it, and the next run takes the directory
+    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], reader="extractive",
+                         out=out, resume=True, report=False)
+    assert result.cells and not (out / ".lock.pid").exists()
+    file = tmp_path / "a-file"
+    file.write_text("not a folder")
+    with pytest.raises(MemevalError, match="is a file, not a run directory"):
+        memeval.run(SCENARIOS / "garden-club.yaml", reader="extractive", out=file)

@@ -9,6 +9,7 @@ from typing import Any
 
 from memeval.adapters.readers import PROMPT_ID, build_prompt, first_line
 from memeval.protocols import Answer, Reader, Usage
+from memeval.registry import redact
 
 SYSTEM = ("Answer the user's question in a few words, using only the notes. "
           "If the notes do not say, answer \"I don't know\".")
@@ -35,6 +36,15 @@ def openai_retry(exc: Exception) -> float | None:
     if isinstance(exc, openai.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500):
         return retry_after(exc)
     return 0.0 if isinstance(exc, (TimeoutError, ConnectionError)) else None
+
+
+def _choice(response: Any) -> Any:
+    """The first choice of a reply, or a clear error for a server that answers another shape."""
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise ValueError(f"the server's reply has no choices ({str(response)[:120]!r}); is the "
+                         "base_url an OpenAI-compatible /v1 endpoint?")
+    return choices[0]
 
 
 class OpenAIReader(Reader):
@@ -86,14 +96,14 @@ class OpenAIReader(Reader):
             response = self.client.completions.create(
                 model=self.model, prompt=build_prompt(question, context), stop=["\n"],
                 max_tokens=self.max_tokens, temperature=self.temperature)
-            text = first_line(response.choices[0].text or "")
+            text = first_line(_choice(response).text or "")
         else:
             notes = context.strip() or "(none)"
             response = self.client.chat.completions.create(
                 model=self.model, max_tokens=self.max_tokens, temperature=self.temperature,
                 messages=[{"role": "system", "content": SYSTEM},
                           {"role": "user", "content": f"Notes:\n{notes}\n\nQuestion: {question}"}])
-            text = (response.choices[0].message.content or "").strip()
+            text = (_choice(response).message.content or "").strip()
         usage = response.usage
         return Answer(text=text, usage=Usage(
             input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
@@ -104,7 +114,8 @@ class OpenAIReader(Reader):
 
     def identity(self) -> dict[str, object]:
         return {"reader": "openai", "model": self.model,
-                "base_url": ";".join(sorted(u or os.environ.get("OPENAI_BASE_URL", "default")
+                # the endpoints by address only: credentials in a URL are never recorded
+                "base_url": ";".join(sorted(redact(u or os.environ.get("OPENAI_BASE_URL", "default"))
                                             for u in self.base_urls)),
                 "mode": self.mode, "max_tokens": self.max_tokens,
                 "temperature": self.temperature, "prompt": PROMPT_ID}

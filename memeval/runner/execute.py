@@ -20,6 +20,7 @@ from memeval.records import (
     SCORES,
     ProbeRecord,
     RecordWriter,
+    RunLock,
     read_manifest,
     read_records,
     rewrite_records,
@@ -40,6 +41,11 @@ ProgressHook = Callable[[str, int], None]
 def execute(plan: RunPlan, command: list[str] | None = None,
             progress: ProgressHook | None = None) -> Scores:
     """Run every cell of `plan`, writing records, manifest and scores; return the scores."""
+    with RunLock(plan.out):
+        return _execute(plan, command, progress)
+
+
+def _execute(plan: RunPlan, command: list[str] | None, progress: ProgressHook | None) -> Scores:
     config, out = plan.config, plan.out
     manifest = plan.manifest(command or [])
     kept: list[ProbeRecord] = []

@@ -15,7 +15,7 @@ from memeval.cache import AnswerCache
 from memeval.errors import MemevalError
 from memeval.protocols import MemoryBackend, Reader, ReadsAttention
 from memeval.records import CONTROL, AdapterRef, Cell, Manifest, RunConfig, ScenarioEntry
-from memeval.registry import build_backend, build_reader
+from memeval.registry import build_backend, build_reader, redact
 from memeval.runner.cell import CellRuntime
 from memeval.runner.cluster import parse_executor, require_ray
 from memeval.runner.loading import LoadedScenario, load_scenarios
@@ -112,7 +112,8 @@ class RunPlan:
         versions = _versions()
         return Manifest(
             memeval_version=versions.get("memeval", "0"),
-            created=datetime.now(UTC).isoformat(timespec="seconds"), command=command,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            command=[redact(arg) for arg in command],
             config=shown, reader=self.reader.label, reader_identity=self.reader.reader.identity(),
             backends=labels, control=self.control,
             judge=self.judge.label if self.judge else None,

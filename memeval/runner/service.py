@@ -7,6 +7,7 @@ concurrency are done here, once, for every reader.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,10 +16,12 @@ from typing import NamedTuple
 
 from memeval.cache import AnswerCache, call_key
 from memeval.protocols import Answer, GivesLogprobs, Reader
+from memeval.registry import redact
 
 
 def error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".strip()
+    """An error as records keep it: one line, secrets masked (a URL in a message, say)."""
+    return redact(f"{type(exc).__name__}: {exc}".strip())
 
 
 @dataclass(frozen=True)
@@ -32,12 +35,20 @@ class CallPolicy:
             errors are recorded at once.
         backoff_s: First wait between attempts; doubled each time, or the server's
             Retry-After when it asks for longer, never more than `max_backoff_s`.
+        jitter: Each backoff is stretched by a random share up to this, so that clients
+            that failed together do not come back together.
     """
 
     max_concurrency: int = 1
     retries: int = 3
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
+    jitter: float = 0.1
+
+    def wait(self, attempt: int, asked: float) -> float:
+        """Seconds before attempt `attempt + 1`: the backoff, or what the server asked."""
+        backoff = self.backoff_s * 2**attempt * (1 + self.jitter * random.random())
+        return min(max(backoff, asked), self.max_backoff_s)
 
 
 class Outcome(NamedTuple):
@@ -87,7 +98,10 @@ class ReaderService:
             if len(answers) != len(requests):
                 raise RuntimeError(f"answer_many returned {len(answers)} answers "
                                    f"for {len(requests)} questions")
-        except Exception:  # a failed batch: ask one at a time, with retries, to isolate it
+        except Exception as exc:  # a failed batch: ask one at a time, with retries, to isolate it
+            asked = self.reader.should_retry(exc)
+            if asked is not None and self.policy.retries > 0:
+                self._sleep(self.policy.wait(0, asked))  # the server's Retry-After holds here too
             return [self._one(request) for request in requests]
         each = round((time.perf_counter() - start) / len(requests), 6)
         for request, answer in zip(requests, answers, strict=True):
@@ -104,8 +118,7 @@ class ReaderService:
                 wait = self.reader.should_retry(exc) if attempt < self.policy.retries else None
                 if wait is None:
                     return Outcome(None, False, None, error_text(exc))
-                self._sleep(min(max(self.policy.backoff_s * 2**attempt, wait),
-                                self.policy.max_backoff_s))
+                self._sleep(self.policy.wait(attempt, wait))
                 attempt += 1
                 continue
             self._store(request, answer)

@@ -117,8 +117,8 @@ def test_server_stopped_mid_run_then_resumed_matches_an_undisturbed_run(
                 (out / "records.jsonl").read_bytes().count(b"\n") < 3:
             assert time.monotonic() < deadline and run.poll() is None
             time.sleep(0.2)
-    # the server is gone; the run goes on and records what failed
-    assert run.wait(timeout=300) == 0
+    # the server is gone; the run goes on, records what failed, and says so in its exit code
+    assert run.wait(timeout=300) == 1
     failed = [r for r in read_records(out) if r.error]
     assert failed and all(r.error_stage == "answer" for r in failed)
     assert len(read_records(out)) == len(read_records(reference)) == 12

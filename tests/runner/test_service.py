@@ -80,7 +80,7 @@ def test_rate_limits_and_server_errors_are_retried_with_backoff(tmp_path: Path) 
     waits: list[float] = []
     reader = Scripted([HTTPError(429, retry_after="7"), HTTPError(502)])
     service = ReaderService(reader, CallCache(tmp_path / "c.sqlite3"),
-                            CallPolicy(retries=3, backoff_s=1.0), sleep=waits.append)
+                            CallPolicy(retries=3, backoff_s=1.0, jitter=0.0), sleep=waits.append)
     [(answer, cached, _, error)] = service.answer_many([("q", "ctx")])
     assert answer is not None and error is None and not cached
     assert reader.calls == 3 and waits == [7.0, 2.0]  # Retry-After honoured, then doubled
@@ -119,3 +119,25 @@ def test_run_options_reach_the_service_and_the_manifest(tmp_path: Path) -> None:
     # concurrency and retries may change on resume: they are not part of the configuration
     memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], reader=Scripted(),
                 out=tmp_path / "run", resume=True, max_concurrency=1, cache=False)
+
+
+class Batching(Scripted):
+    """A reader whose batch call fails as a rate-limited server does."""
+
+    def answer_many(self, requests):  # type: ignore[no-untyped-def, override]
+        raise HTTPError(429, retry_after="5")
+
+
+def test_after_a_failed_batch_the_servers_retry_after_holds(tmp_path: Path) -> None:
+    waits: list[float] = []
+    service = ReaderService(Batching(), None, CallPolicy(retries=2, jitter=0.0), sleep=waits.append)
+    outcomes = service.answer_many([("q1", ""), ("q2", "")])
+    assert all(o.answer is not None for o in outcomes)
+    assert waits == [5.0]  # one wait, as long as the server asked, before the one-at-a-time calls
+
+
+def test_backoff_is_jittered_and_bounded() -> None:
+    policy = CallPolicy(backoff_s=1.0, max_backoff_s=30.0, jitter=0.5)
+    waits = [policy.wait(2, 0.0) for _ in range(50)]
+    assert all(4.0 <= w <= 6.0 for w in waits) and len(set(waits)) > 1
+    assert policy.wait(10, 0.0) == 30.0 and policy.wait(0, 12.0) == 12.0
