@@ -1,4 +1,4 @@
-"""Effective state size (DESIGN §6) of a transformers model's attention, one layer at a time.
+"""Effective state size of a transformers model's attention, one layer at a time.
 
 At position i the causal operator's block T[i:, :i] (outputs from i on, inputs
 before i) is summarised by its singular values σ: tolerance-ESS counts σ above

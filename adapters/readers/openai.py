@@ -27,11 +27,14 @@ def retry_after(exc: Exception) -> float:
 
 
 def openai_retry(exc: Exception) -> float | None:
-    """The openai client's errors worth repeating: rate limits, server errors, timeouts and
-    lost connections; the wait the server asked for, if any."""
+    """The openai client's errors worth repeating: rate limits, server errors and lost
+    connections; the wait the server asked for, if any. A timeout is not repeated: the server
+    is most likely still working on the request, and a second one would only queue behind it."""
     import openai
 
-    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
+    if isinstance(exc, openai.APITimeoutError):
+        return None
+    if isinstance(exc, openai.APIConnectionError):
         return 0.0
     if isinstance(exc, openai.APIStatusError) and (exc.status_code == 429 or exc.status_code >= 500):
         return retry_after(exc)
@@ -60,13 +63,14 @@ class OpenAIReader(Reader):
             the few-shot prompt, for base models; the answer ends at a newline).
         max_tokens: Longest answer.
         temperature: Sampling temperature (0: greedy where the server honours it).
-        timeout: Seconds per request.
+        timeout: Seconds per request (default 600: a local CPU server under load is slow; a
+            request that times out is recorded as failed, not sent again).
         context_tokens: Largest prompt the model takes.
     """
 
     def __init__(self, model: str = "gpt-4o-mini", base_url: str | list[str] | None = None,
                  key_env: str = "OPENAI_API_KEY", mode: str = "chat", max_tokens: int = 64,
-                 temperature: float = 0.0, timeout: float = 60.0, context_tokens: int = 8192):
+                 temperature: float = 0.0, timeout: float = 600.0, context_tokens: int = 8192):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         urls = base_url.split(";") if isinstance(base_url, str) else base_url or []

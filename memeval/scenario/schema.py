@@ -1,4 +1,4 @@
-"""Scenario format version 1 (DESIGN §5) as immutable pydantic models."""
+"""Scenario format version 1 as immutable pydantic models."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -18,6 +19,25 @@ from pydantic import (
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]+$", min_length=1)]
 Text = Annotated[str, StringConstraints(min_length=1)]
+
+#: Largest filler token target of one entry: beyond it a run would not finish in a day.
+MAX_FILLER_TOKENS = 50_000_000
+
+
+def _version(value: Any) -> Any:
+    if type(value) is not int:  # true, 1.0 and "1" are not the version number
+        raise ValueError("the format version is the whole number 1: write `memeval: 1`")
+    return value
+
+
+def _moment(value: Any) -> Any:
+    if isinstance(value, (bool, int, float)):  # a bare number would read as seconds since 1970
+        raise ValueError("write a date and time, e.g. 2025-03-01T09:00:00")
+    return value
+
+
+Version = Annotated[Literal[1], BeforeValidator(_version)]
+Moment = Annotated[datetime, BeforeValidator(_moment)]
 
 
 class ProbeKind(StrEnum):
@@ -114,7 +134,7 @@ class SessionSpec(_Strict):
 
     id: Id
     user: Id | None = Field(None, description="Who talks; default: the first of `users`.")
-    time: datetime | None = None
+    time: Moment | None = None
     turns: list[TurnSpec] = Field(min_length=1)
 
 
@@ -122,7 +142,8 @@ class FillerParams(_Strict):
     """Generated distractor sessions."""
 
     sessions: int = Field(ge=1, le=100_000)
-    tokens: int = Field(ge=1, description="Total tokens over all these sessions (cl100k_base).")
+    tokens: int = Field(ge=1, le=MAX_FILLER_TOKENS,
+                        description="Total tokens over all these sessions (cl100k_base).")
     seed: int = 0
     user: Id | None = None
 
@@ -153,7 +174,7 @@ class Probe(_Strict):
     kind: ProbeKind = ProbeKind.recall
     after: Id | None = Field(None, description="Asked after this session; default: the last.")
     user: Id | None = Field(None, description="Who asks; default: the first of `users`.")
-    time: datetime | None = None
+    time: Moment | None = None
     expects: list[Id] = Field(default_factory=list)
     rejects: list[Id] = Field(default_factory=list)
     forbids: list[Id] = Field(default_factory=list)
@@ -164,7 +185,7 @@ class Probe(_Strict):
 class Scenario(_Strict):
     """A multi-session conversation with planted facts and probes."""
 
-    memeval: Literal[1] = Field(description="Format version; always 1.")
+    memeval: Version = Field(description="Format version; always 1.")
     id: Id
     title: Text
     description: str | None = None

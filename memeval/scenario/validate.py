@@ -54,7 +54,11 @@ def _data_path(loc: Iterable[str | int], data: Any) -> Path_:
     """Map a pydantic error location onto the raw data, dropping union tags."""
     path: list[str | int] = []
     node = data
-    for part in loc:
+    parts = list(loc)
+    for k, part in enumerate(parts):
+        if (part in {"session", "filler"} and k == 2 and parts[0] == "sessions"
+                and isinstance(parts[1], int)):
+            continue  # the union's tag right after a session's index, even where a key shares it
         in_dict = isinstance(node, dict) and part in node
         if in_dict or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
             node = node[part]
@@ -89,6 +93,8 @@ def _without_unknown_keys(data: Any, errors: list[tuple[Any, Path_]]) -> Any:
         parent = fixed
         for part in path[:-1]:
             parent = parent[part]
+        if not isinstance(parent, dict) or path[-1] not in parent:
+            continue
         value = parent.pop(path[-1])
         if path in typos and typos[path] not in parent:
             parent[typos[path]] = value
@@ -132,7 +138,7 @@ def _schema_problems(exc: ValidationError, data: Any, pos: Positions, file: str)
 
 
 class _Checker:
-    """The cross-reference rules of DESIGN §5, on a scenario that parsed."""
+    """The cross-reference rules of the format, on a scenario that parsed."""
 
     def __init__(self, scenario: Scenario, pos: Positions, file: str):
         self.s, self.pos, self.file = scenario, pos, file
@@ -329,10 +335,18 @@ def load_scenario(path: str | Path) -> Scenario:
     """Load and validate one scenario file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([Problem(str(path), 1, 1, f"cannot read the file: {exc}",
-                                     "check the path and that it is UTF-8 text")]) from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError([Problem(str(path), 1, 1, f"cannot read the file: {exc.strerror}",
+                                     "check the path")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ScenarioError([Problem(str(path), line, column,
+                                     f"byte {raw[exc.start]:#04x} is not UTF-8 text",
+                                     "save the file as UTF-8")]) from None
     return parse_scenario(text, str(path))
 
 

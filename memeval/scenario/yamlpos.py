@@ -1,7 +1,10 @@
-"""YAML loading that remembers where every key and value came from.
+"""YAML loading that remembers where every key and value came from, and cannot be crashed
+or stalled by what a file holds.
 
 Only `yaml.safe_load` semantics: nodes are composed with the SafeLoader and
-scalars built by its SafeConstructor, so no tag can construct an object.
+scalars built by its SafeConstructor, so no tag can construct an object. Every
+problem is a `YamlError` with a line and column; limits on size, nesting and
+alias expansion keep a hostile file from exhausting memory or the stack.
 """
 
 from __future__ import annotations
@@ -45,6 +48,17 @@ class YamlError(Exception):
 
 _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
+#: Limits on what one file may hold.
+MAX_BYTES = 256 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_ALIASED = 100_000  # values reached again through aliases: an alias bomb stops here
+
+
+def line_of(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of a character offset."""
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
@@ -52,23 +66,48 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 def load_with_positions(text: str) -> tuple[dict[str, Any], Positions]:
     """Parse `text` as YAML and return the data with the position of every node."""
-    loader = yaml.SafeLoader(text)
+    if len(text) > MAX_BYTES:
+        raise YamlError(1, 1, f"the file is larger than {MAX_BYTES // 2**20} MB, the limit",
+                        "split it into several scenarios")
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise YamlError(line, col, f"invalid YAML: {exc.problem}", "fix the YAML syntax") from None
+    except yaml.reader.ReaderError as exc:  # a control character: not YAML text at all
+        line, col = line_of(text, exc.position)
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        raise YamlError(line, col, f"invalid character {char!r}",
+                        "remove it (YAML text cannot hold control characters)") from None
+    except RecursionError:
+        raise YamlError(1, 1, "the YAML nests too deeply to read",
+                        f"nest at most {MAX_DEPTH} levels") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     positions = Positions()
     if root is None:
         raise YamlError(1, 1, "the file is empty", "start with `memeval: 1`")
     if not isinstance(root, yaml.MappingNode):
         raise YamlError(*_mark(root), "the top level is not a mapping", "start with `memeval: 1`")
     constructor = yaml.SafeLoader("")
+    seen: set[int] = set()
+    aliased = 0
 
     def build(node: yaml.Node, path: Path_) -> Any:
+        nonlocal aliased
+        if id(node) in seen:  # reached again: an alias
+            aliased += 1
+            if aliased > MAX_ALIASED:
+                raise YamlError(*_mark(node), f"aliases expand to more than {MAX_ALIASED:,} "
+                                "values (aliases within aliases?)", "write the values out")
+        seen.add(id(node))
+        if len(path) > MAX_DEPTH:
+            raise YamlError(*_mark(node), f"nested deeper than {MAX_DEPTH} levels (an alias "
+                            "that contains itself?)", f"nest at most {MAX_DEPTH} levels")
         positions.values[path] = _mark(node)
         if not isinstance(node, yaml.ScalarNode) and node.tag not in _COLLECTION_TAGS:
             raise YamlError(*_mark(node), f"unsupported YAML tag {node.tag}",
@@ -79,7 +118,10 @@ def load_with_positions(text: str) -> tuple[dict[str, Any], Positions]:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     raise YamlError(*_mark(key_node), "merge keys (<<) are not supported",
                                     "write the keys out")
-                key = constructor.construct_object(key_node, deep=True)
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise YamlError(*_mark(key_node), "a key is a list or mapping",
+                                    "keys are plain names")
+                key = scalar(key_node)
                 if not isinstance(key, str):
                     key = str(key)
                 if key in out:
@@ -90,10 +132,18 @@ def load_with_positions(text: str) -> tuple[dict[str, Any], Positions]:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return scalar(node)
+
+    def scalar(node: yaml.Node) -> Any:
         try:
             return constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError:
             raise YamlError(*_mark(node), f"unsupported YAML tag {node.tag}",
                             "use plain strings, numbers, lists and mappings") from None
+        except Exception as exc:  # a value its tag cannot hold: 2025-13-01, !!int abc, !!bool maybe
+            shown = str(getattr(node, "value", ""))[:40]
+            raise YamlError(*_mark(node), f"cannot read {shown!r} as {node.tag.rsplit(':', 1)[-1]}"
+                            f" ({type(exc).__name__}: {exc})",
+                            "correct the value, or quote it to keep it as text") from None
 
     return build(root, ()), positions

@@ -1,4 +1,4 @@
-"""Per-probe verdicts (DESIGN §6): evidence retention, answer correctness, violations."""
+"""Per-probe rules: evidence retention, answer correctness, violations (see `verdicts`)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ import pytest
 from memeval.errors import Problem, ScenarioError
 from memeval.scenario import parse_scenario
 
+from ..conftest import SCENARIOS
+
 BASE = textwrap.dedent("""\
     memeval: 1
     id: base
@@ -237,3 +239,46 @@ def test_canary_candidates_are_seeded_and_hold_the_secret() -> None:
     assert first == canary.candidates_for("1234-56", "s:pin") and first[0] == "1234-56"
     assert len(set(first)) == 50 and all(canary.matches(c) for c in first)
     assert first != canary.candidates_for("1234-56", "s:other")
+
+
+HOSTILE = {
+    "an impossible date": ("2025-03-01T09:00:00", "2025-13-01T09:00:00", "cannot read '2025-13-01"),
+    "!!bool maybe": ("title:", "flag: !!bool maybe\ntitle:", "cannot read 'maybe' as bool"),
+    "!!int abc": ("title:", "n: !!int abc\ntitle:", "cannot read 'abc' as int"),
+    "!!timestamp nope": ("title:", "t: !!timestamp nope\ntitle:", "as timestamp"),
+    "a NUL byte": ("title:", "title:\x00", "invalid character '\\x00'"),
+    "an escape character": ("title:", "ti\x1btle:", "invalid character '\\x1b'"),
+    "an id on a filler entry": ("- filler: {", "- id: x\n    filler: {", "unknown key 'id'"),
+    "a filler of 10^11 tokens": ("tokens: 600", "tokens: 100000000000",
+                                 "less than or equal to 50000000"),
+    "memeval: true": ("memeval: 1", "memeval: true", "the whole number 1"),
+    "memeval: 1.0": ("memeval: 1", "memeval: 1.0", "the whole number 1"),
+    "a negative number as a time": ("time: 2025-03-01T09:00:00", "time: -5", "write a date and time"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_values_are_one_line_at_their_place(case: str) -> None:
+    old, new, says = HOSTILE[case]
+    bundled = (SCENARIOS / "pets-and-moves.yaml").read_text()
+    assert old in bundled
+    text = bundled.replace(old, new, 1)
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "f.yaml")
+    first = caught.value.problems[0]
+    assert says in first.message, str(caught.value)
+    start = text[: text.index(new)].count("\n") + 1
+    assert start <= first.line <= start + new.count("\n")  # on the line that was changed
+
+
+@pytest.mark.parametrize(("name", "text", "says"), [
+    ("nesting", "memeval: 1\nx: " + "[" * 600 + "]" * 600 + "\n", "nests too deeply"),
+    ("an alias of itself", "memeval: 1\na: &a [*a]\n", "nested deeper than 64 levels"),
+    ("an alias bomb", "memeval: 1\na: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True)),
+     "aliases expand to more than 100,000 values"),
+])
+def test_files_built_to_exhaust_the_loader_are_one_line(name: str, text: str, says: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "f.yaml")
+    assert says in caught.value.problems[0].message
