@@ -195,3 +195,15 @@ def test_no_secret_reaches_the_run_directory_or_the_console(tmp_path: Path) -> N
     leaks = [p.name for p in files if b"PLANTED" in p.read_bytes()]
     assert leaks == []
     assert "api_key=***" in (out / "manifest.json").read_text()
+
+
+def test_ctrl_c_while_scenarios_load_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import memeval.runner
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(memeval.runner, "plan_run", interrupted)
+    done = runner.invoke(app, ["run", str(SCENARIOS), "-r", "extractive"])
+    assert done.exit_code == 130 and "interrupted" in done.output
+    assert "Traceback" not in done.output and "UnboundLocalError" not in done.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,38 +175,41 @@ def test_the_reader_classifies_the_openai_clients_errors(status: int, headers: d
     assert OpenAIReader().should_retry(ValueError("a bug of ours")) is None
 
 
-def test_calls_are_spread_over_several_servers() -> None:
-    """Two loopback endpoints (minimal OpenAI-compatible stubs): calls alternate between them."""
+def stub_openai(content: str | None, hits: list[int], index: int) -> Any:
+    """A minimal OpenAI-compatible endpoint on loopback: `content` is the reply's text, or
+    None for a reply of the wrong shape (no choices)."""
     import json
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            hits.append(index)
+            reply = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                     "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}
+            if content is not None:
+                reply["choices"] = [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": content}}]
+            body = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_calls_are_spread_over_several_servers() -> None:
+    """Two loopback endpoints (minimal OpenAI-compatible stubs): calls alternate between them."""
     hits: list[int] = []
-
-    def serve(port_index: int) -> ThreadingHTTPServer:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                hits.append(port_index)
-                body = json.dumps({
-                    "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": f"from {port_index}"}}],
-                    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server
-
-    servers = [serve(0), serve(1)]
+    servers = [stub_openai("from 0", hits, 0), stub_openai("from 1", hits, 1)]
     try:
         urls = ";".join(f"http://127.0.0.1:{s.server_address[1]}/v1" for s in servers)
         reader = OpenAIReader(model="m", base_url=urls)
@@ -215,3 +219,18 @@ def test_calls_are_spread_over_several_servers() -> None:
     finally:
         for s in servers:
             s.shutdown()
+
+
+def test_a_reply_of_the_wrong_shape_is_a_clear_error_record(tmp_path: Path) -> None:
+    hits: list[int] = []
+    server = stub_openai(None, hits, 0)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], limit=1,
+                             reader=f"openai:model=m,base_url={url}", out=tmp_path / "r",
+                             control=False, report=False)
+        (record,) = read_records(result.run_dir)
+        assert record.error_stage == "answer" and "reply has no choices" in (record.error or "")
+        assert len(hits) == 1  # not an error worth repeating
+    finally:
+        server.shutdown()
