@@ -152,12 +152,12 @@ def _check_types(cls: type, options: dict[str, Any], who: str) -> None:
     from pydantic import TypeAdapter, ValidationError
 
     try:
-        hints = typing.get_type_hints(cls.__init__)
+        params = inspect.signature(cls, eval_str=True).parameters
     except Exception:  # annotations that do not resolve: leave the check to the constructor
         return
     for key, value in options.items():
-        hint = hints.get(key)
-        if hint is None or hint is Any:
+        hint = params[key].annotation if key in params else None
+        if hint is None or hint is Any or hint is inspect.Parameter.empty:
             continue
         try:
             TypeAdapter(hint).validate_python(value, strict=not isinstance(value, int))
