@@ -19,6 +19,13 @@ class Problem:
     message: str
     fix: str
 
+    def __post_init__(self) -> None:
+        # one line whatever the file held: a quoted value may span lines
+        for name in ("message", "fix"):
+            text = getattr(self, name)
+            if "\n" in text or "\r" in text:
+                object.__setattr__(self, name, text.replace("\r", "\\r").replace("\n", "\\n"))
+
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}: {self.message} ({self.fix})"
 
