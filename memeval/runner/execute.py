@@ -27,7 +27,7 @@ from memeval.records import (
     write_json_atomic,
 )
 from memeval.runner.cell import iter_cell
-from memeval.runner.cluster import parse_executor, run_on_ray
+from memeval.runner.cluster import run_on_ray
 from memeval.runner.extras import check_judge
 from memeval.runner.plan import RunPlan
 from memeval.runner.service import CallPolicy, ReaderService, TokenCounter
@@ -75,11 +75,10 @@ def _execute(plan: RunPlan, command: list[str] | None, progress: ProgressHook | 
     policy = CallPolicy(max_concurrency=config.max_concurrency, retries=config.retries)
     checks = (check_judge(ReaderService(plan.judge.reader, cache, policy), out)
               if plan.judge else None)
-    ray = parse_executor(config.executor)
     records = list(kept)  # scored from memory: the file is not read back
     writer = RecordWriter(out)
     try:
-        if ray is None:  # local: one cell after another, each record written as it comes
+        if plan.ray is None:  # local: one cell after another, each record written as it comes
             count = TokenCounter(plan.reader.reader)
             for cell in cells:
                 if progress:
@@ -90,7 +89,7 @@ def _execute(plan: RunPlan, command: list[str] | None, progress: ProgressHook | 
                     if progress:
                         progress("", 1)
         else:  # each cell a Ray task: its records written together when it is done
-            for cell, lines, done in run_on_ray(cells, ray, cache.path if cache else None):
+            for cell, lines, done in run_on_ray(cells, plan.ray, cache.path if cache else None):
                 writer.write_lines(lines)
                 records += done
                 if progress:

@@ -17,7 +17,7 @@ from memeval.protocols import MemoryBackend, Reader, ReadsAttention
 from memeval.records import CONTROL, AdapterRef, Cell, Manifest, RunConfig, ScenarioEntry
 from memeval.registry import build_backend, build_reader, redact
 from memeval.runner.cell import CellRuntime
-from memeval.runner.cluster import parse_executor, require_ray
+from memeval.runner.cluster import RayOptions, parse_executor, require_ray
 from memeval.runner.loading import LoadedScenario, load_scenarios
 from memeval.scenario.schema import Scenario
 from memeval.scoring.parity import PARITY
@@ -67,6 +67,7 @@ class RunPlan:
     control: str | None = None
     judge: ReaderChoice | None = None
     prices: PriceTable | None = None
+    ray: RayOptions | None = None  # None: the local executor
 
     def probe_ids(self, ls: LoadedScenario) -> list[str]:
         ids = [p.id for p in ls.probes]
@@ -133,8 +134,8 @@ def plan_run(scenarios: Iterable[str | Path | Scenario], config: RunConfig) -> R
     if unknown:
         raise MemevalError(f"unknown parity scorer '{unknown[0]}' (known: {', '.join(PARITY)})")
     prices = load_prices(config.prices) if config.prices else None
-    on_ray = parse_executor(config.executor) is not None
-    if on_ray:
+    ray = parse_executor(config.executor)
+    if ray is not None:
         require_ray()
     backends = [_choose(spec) for spec in config.backends]
     labels = [b.label for b in backends]
@@ -150,12 +151,12 @@ def plan_run(scenarios: Iterable[str | Path | Scenario], config: RunConfig) -> R
     judge = _reader(config.judge) if config.judge is not None else None
     stuck = [b.label for b in backends if b.spec is None] + \
         [r.label for r in (reader, judge) if r is not None and r.spec is None]
-    if on_ray and stuck:
+    if ray is not None and stuck:
         raise MemevalError(f"'{stuck[0]}' was given as a Python object, which cannot travel to "
                            "a Ray worker; give it by name or as module:Class")
     return RunPlan(config, loaded, backends, reader,
                    Path(config.out) if config.out else _default_out(),
-                   CONTROL if config.control else None, judge, prices)
+                   CONTROL if config.control else None, judge, prices, ray)
 
 
 def _choose(spec: str | MemoryBackend | type[MemoryBackend]) -> BackendChoice:

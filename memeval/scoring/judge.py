@@ -13,7 +13,7 @@ from typing import Any
 
 from memeval.records import JudgeCheck, ProbeRecord
 from memeval.scenario.schema import LEAKAGE_KINDS, ProbeKind
-from memeval.scoring.retention import answer_correct, violates
+from memeval.scoring.model import ProbeVerdict
 from memeval.scoring.stats import rate
 
 QUESTION = "Is the answer given correct? Reply with one word: CORRECT or WRONG."
@@ -97,34 +97,27 @@ def record_request(record: ProbeRecord) -> tuple[str, str]:
                          record.rejected, record.forbidden if record.kind in LEAKAGE_KINDS else None)
 
 
-def deterministic_verdict(record: ProbeRecord) -> bool | None:
-    """The verdict the judge is compared with: answer correct, or for leakage kinds, no violation."""
-    if record.kind in LEAKAGE_KINDS:
-        v = violates(record)
-        return None if v is None else not v
-    return answer_correct(record)
+def judge_scores(records: list[ProbeRecord], verdicts: list[ProbeVerdict],
+                 checks: list[JudgeCheck] | None) -> dict[str, Any] | None:
+    """Agreement of the judge's verdicts with the deterministic ones (for leakage kinds: no
+    violation), and the false-accept rate on known-wrong answers.
 
-
-def judge_scores(records: list[ProbeRecord], checks: list[JudgeCheck] | None) -> dict[str, Any] | None:
-    """Agreement with the deterministic verdict, and the false-accept rate on known-wrong answers.
-
-    A reply that cannot be read as CORRECT or WRONG (or a failed call) counts as unreadable,
-    and on a known-wrong answer as not rejecting it.
+    `verdicts` are the records' own, in the same order. A reply that cannot be read as CORRECT
+    or WRONG (or a failed call) counts as unreadable, and on a known-wrong answer as not
+    rejecting it.
     """
-    said = [None if r.judge.error else read_verdict(r.judge.reply)
-            for r in records if r.judge is not None]
-    if not said:
+    judged = [v for r, v in zip(records, verdicts, strict=True) if r.judge is not None]
+    if not judged:
         return None
-    judged = [r for r in records if r.judge is not None]
-    pairs = [(d, b) for r, b in zip(judged, said, strict=True)
-             if b is not None and (d := deterministic_verdict(r)) is not None]
+    pairs = [(d, v.judge_correct) for v in judged if v.judge_correct is not None
+             and (d := v.correct if v.violation is None else not v.violation) is not None]
     accepted = [None if c.error else read_verdict(c.reply) for c in checks or []]
     false_accept = rate([float(a is not False) for a in accepted])
     trusted = false_accept is not None and false_accept["value"] <= TRUST_FALSE_ACCEPT
     return {
         "agreement": rate([float(a == b) for a, b in pairs]),
         "judge_says_correct": rate([float(b) for _, b in pairs]),
-        "unreadable": sum(b is None for b in said),
+        "unreadable": sum(v.judge_correct is None for v in judged),
         "false_accept_rate": false_accept,
         "trusted": trusted,
         "note": ("" if trusted else

@@ -180,7 +180,7 @@ def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, s
         },
         "peak_rss_bytes": max((r.peak_rss_bytes for r in ok), default=0),
         "ess": _ess(ok, verdicts),
-        "judge": judge_scores(ok, judge_checks),
+        "judge": judge_scores(ok, judged, judge_checks),
         "parity": parity_scores(ok, parity) if parity else None,
     })
 
