@@ -21,19 +21,26 @@ class FullContext(MemoryBackend):
         self.max_tokens = max_tokens
         self._turns: dict[str, list[tuple[Turn, int]]] = defaultdict(list)
         self._count: Callable[[str], int] = len
+        self._items = self._bytes = 0  # running totals: a footprint is taken at every probe
+        self._header = 0
 
     def bind(self, context: CellContext) -> None:
         self._count = context.count_tokens
+        self._header = self._count("[2025-01-01 00:00]")
         if self.max_tokens is None:
             self.max_tokens = context.context_tokens
 
     def reset(self, scope: str) -> None:
-        self._turns.pop(scope, None)
+        for turn, _ in self._turns.pop(scope, ()):
+            self._items -= 1
+            self._bytes -= len(turn.text.encode())
 
     def observe(self, turn: Turn) -> None:
         # a turn's share of the budget: its line plus, at worst, its session's date header
-        cost = self._count(f"{turn.role}: {turn.text}") + self._count("[2025-01-01 00:00]") + 2
+        cost = self._count(f"{turn.role}: {turn.text}") + self._header + 2
         self._turns[turn.user].append((turn, cost))
+        self._items += 1
+        self._bytes += len(turn.text.encode())
 
     def recall(self, query: Query) -> Recall:
         budget = self.max_tokens if self.max_tokens is not None else float("inf")
@@ -49,5 +56,4 @@ class FullContext(MemoryBackend):
                       items=tuple(RecallItem(text=t.text, turn_id=t.id) for t in kept))
 
     def footprint(self) -> Footprint:
-        turns = [t for user_turns in self._turns.values() for t, _ in user_turns]
-        return Footprint(items=len(turns), bytes=sum(len(t.text.encode()) for t in turns))
+        return Footprint(items=self._items, bytes=self._bytes)

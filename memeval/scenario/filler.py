@@ -88,6 +88,9 @@ def generate_filler(
     """
     rng = random.Random(seed)
     banned = NeedleSet(forbidden)
+    # the templates say the same few thousand lines again and again: check and count each once
+    allowed: dict[str, bool] = {}
+    tokens_of: dict[str, int] = {}
     out: list[list[tuple[Role, str]]] = []
     total = 0
     for index in range(sessions):
@@ -98,11 +101,15 @@ def generate_filler(
             templates = _USER if role == "user" else _ASSISTANT
             for _ in range(50):
                 text = _render(rng, rng.choice(templates))
-                if not banned.found_in(text):
+                if text not in allowed:
+                    allowed[text] = not banned.found_in(text)
+                if allowed[text]:
                     break
             else:  # every draw collided with an answer: say something neutral
                 text = "Okay." if role == "user" else "I see."
             turns.append((role, text))
-            total += count_tokens(text)
+            if text not in tokens_of:
+                tokens_of[text] = count_tokens(text)
+            total += tokens_of[text]
         out.append(turns)
     return out

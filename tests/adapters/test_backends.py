@@ -8,7 +8,7 @@ from pathlib import Path
 from memeval.adapters.backends.full_context import FullContext
 from memeval.adapters.backends.no_memory import NoMemory
 from memeval.adapters.backends.oracle import Oracle
-from memeval.protocols import CellContext, Query, Turn
+from memeval.protocols import CellContext, Footprint, Query, Turn
 from memeval.scenario import load_scenario
 from memeval.scenario.timeline import build_timeline
 
@@ -45,9 +45,12 @@ def test_full_context_keeps_users_apart_and_reset_forgets(tmp_path: Path) -> Non
     backend.observe(turn(1, "bob likes tea", "bob"))
     assert "Quorble" not in backend.recall(Query(text="secret?", user="bob")).text
     assert "Quorble" in backend.recall(Query(text="secret?", user="alice")).text
+    assert backend.footprint() == Footprint(items=2, bytes=len("alice's secret is Quorble")
+                                            + len("bob likes tea"))
     backend.reset("alice")
     assert backend.recall(Query(text="secret?", user="alice")).text == ""
     assert "tea" in backend.recall(Query(text="?", user="bob")).text
+    assert backend.footprint() == Footprint(items=1, bytes=len("bob likes tea"))
 
 
 def test_no_memory_recalls_nothing(tmp_path: Path) -> None:
