@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+import yaml
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from memeval.errors import Problem, ScenarioError
 from memeval.match import contains_any
@@ -20,6 +25,7 @@ from memeval.scenario.schema import (
     Probe,
     ProbeKind,
     Scenario,
+    SessionEntry,
     SessionSpec,
     TurnSpec,
 )
@@ -27,6 +33,18 @@ from memeval.scenario.yamlpos import Path_, Positions, YamlError, load_with_posi
 
 MIN_FILLER_TOKENS_PER_SESSION = 20
 SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+#: An unquoted scalar where a line's rest starts, after any anchor or tag: up to a flow
+#: indicator or a comment, which no date, number or boolean holds.
+_PLAIN_SCALAR = re.compile(r"(?:[!&]\S*\s+)*(?P<scalar>[^\s\[\]{},#'\"|>*!&][^\[\]{},#]*)")
+
+_T = TypeVar("_T")
+_SESSION_ENTRY: TypeAdapter[SessionSpec | FillerSpec] = TypeAdapter(SessionEntry)
+
+
+def _is_filler(entry: Any) -> bool:
+    """Whether a session entry as written is a filler entry, as the schema's union tells them."""
+    return isinstance(entry, dict) and "filler" in entry
 
 
 def _model_at(path: Path_, data: Any) -> type[BaseModel] | None:
@@ -42,7 +60,7 @@ def _model_at(path: Path_, data: Any) -> type[BaseModel] | None:
         node = data
         for p in path:
             node = node[p]
-        return FillerSpec if isinstance(node, dict) and "filler" in node else SessionSpec
+        return FillerSpec if _is_filler(node) else SessionSpec
     if shape == ("sessions", "#", "filler"):
         return FillerParams
     if shape == ("sessions", "#", "turns", "#"):
@@ -101,10 +119,52 @@ def _without_unknown_keys(data: Any, errors: list[tuple[Any, Path_]]) -> Any:
     return fixed
 
 
-def _schema_problems(exc: ValidationError, data: Any, pos: Positions, file: str) -> list[Problem]:
-    errors = [(err, _data_path(err["loc"], data)) for err in exc.errors()]
+def _choices(path: Path_, data: Any) -> list[str]:
+    """The values the field at `path` allows where it is an enum or a literal; else none."""
+    model = _model_at(path[:-1], data) if path else None
+    field = model.model_fields.get(str(path[-1])) if model else None
+    if field is None:
+        return []
+    for option in (field.annotation, *get_args(field.annotation)):  # the enum of `X | None` too
+        if isinstance(option, type) and issubclass(option, Enum):
+            return [str(member.value) for member in option]
+        if get_origin(option) is Literal:
+            return [str(value) for value in get_args(option)]
+    return []
+
+
+def _read_as(value: Any) -> str | None:
+    """What YAML read an unquoted scalar as, in words, where that is not text."""
+    if isinstance(value, bool):  # before int: a bool is an int
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, datetime):  # before date: a datetime is a date
+        return "a date and time"
+    if isinstance(value, date):
+        return "a date"
+    return None
+
+
+def _as_written(lines: list[str], line: int, column: int, value: Any) -> str:
+    """The scalar at (line, column) as the file writes it: YAML has read `0612` as 394 and
+    `yes` as True, so the value itself would not show what to quote."""
+    rest = lines[line - 1][column - 1:] if 0 < line <= len(lines) else ""
+    found = _PLAIN_SCALAR.match(rest)
+    written = found["scalar"].rstrip() if found else ""
+    try:  # trust it only if it reads back as the same value
+        if written and repr(yaml.safe_load(written)) == repr(value):
+            return written
+    except (yaml.YAMLError, ValueError):
+        pass
+    return str(value)
+
+
+def _schema_problems(errors: list[tuple[Any, Path_]], data: Any, pos: Positions, file: str,
+                     text: str) -> list[Problem]:
     # A misspelt key reads as "unknown key" plus "missing key": report only the typo.
     typo_for = {(path[:-1], key) for path, key in _typos(errors, data).items()}
+    lines = text.splitlines()  # the line breaks YAML counts: it refuses the others splitlines knows
     problems = []
     for err, path in errors:
         kind = err["type"]
@@ -126,6 +186,14 @@ def _schema_problems(exc: ValidationError, data: Any, pos: Positions, file: str)
             message, fix = f"missing required key '{key}'", f"add `{key}:` here"
         elif kind == "literal_error" and path == ("memeval",):
             message, fix = "unsupported format version", "set `memeval: 1`"
+        elif kind in {"enum", "literal_error"} and isinstance(err["input"], str) and \
+                (choices := _choices(path, data)):
+            close = difflib.get_close_matches(err["input"], choices, n=1)
+            message = f"{where}: '{err['input']}' is not one of {', '.join(choices)}"
+            fix = f"did you mean '{close[0]}'?" if close else "use one of them"
+        elif kind == "string_type" and (read_as := _read_as(err["input"])):
+            written = _as_written(lines, line, col, err["input"])
+            message, fix = f"{where}: YAML reads {written} as {read_as}, not text", f"quote it: '{written}'"
         elif kind == "string_pattern_mismatch":
             message = f"{where}: '{err['input']}' is not a valid id"
             fix = "use only letters, digits and _ . : -"
@@ -137,74 +205,150 @@ def _schema_problems(exc: ValidationError, data: Any, pos: Positions, file: str)
     return problems
 
 
-class _Checker:
-    """The cross-reference rules of the format, on a scenario that parsed."""
+def _valid_items(items: Any, validate: Callable[[Any], _T]) -> dict[int, _T]:
+    """The items of a list in the raw data that are valid on their own, by index."""
+    valid: dict[int, _T] = {}
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        try:
+            valid[i] = validate(item)
+        except ValidationError:
+            continue  # its schema errors are reported from the whole scenario's validation
+    return valid
 
-    def __init__(self, scenario: Scenario, pos: Positions, file: str):
-        self.s, self.pos, self.file = scenario, pos, file
+
+@dataclass(frozen=True)
+class _Parts:
+    """The facts, session entries, turns and probes that are valid, by their index in the file."""
+
+    facts: dict[int, Fact]
+    sessions: dict[int, SessionSpec | FillerSpec]
+    turns: dict[tuple[int, int], TurnSpec]
+    probes: dict[int, Probe]
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> _Parts:
+        """Every item of a scenario that is valid as a whole."""
+        sessions = dict(enumerate(scenario.sessions))
+        turns = {(i, j): turn for i, entry in sessions.items() if isinstance(entry, SessionSpec)
+                 for j, turn in enumerate(entry.turns)}
+        return cls(dict(enumerate(scenario.facts)), sessions, turns, dict(enumerate(scenario.probes)))
+
+    @classmethod
+    def salvaged(cls, data: dict[str, Any]) -> _Parts:
+        """Each item validated on its own, turns too, where the scenario is not valid as a whole."""
+        entries = data.get("sessions")
+        turns: dict[tuple[int, int], TurnSpec] = {}
+        for i, entry in enumerate(entries if isinstance(entries, list) else []):
+            if isinstance(entry, dict) and not _is_filler(entry):  # a broken session's turns too
+                valid = _valid_items(entry.get("turns"), TurnSpec.model_validate)
+                turns.update(((i, j), turn) for j, turn in valid.items())
+        return cls(_valid_items(data.get("facts"), Fact.model_validate),
+                   _valid_items(entries, _SESSION_ENTRY.validate_python), turns,
+                   _valid_items(data.get("probes"), Probe.model_validate))
+
+
+class _Checker:
+    """The cross-reference rules of the format, on what of a scenario can be read.
+
+    Names are looked up among the ids as the file writes them, so that a reference to an item
+    whose own definition has a schema error is not reported again as unknown; the rules that
+    read an item's content (answers, times, kind) see only the items that are valid.
+    """
+
+    def __init__(self, data: dict[str, Any], parts: _Parts, broken: set[Path_], pos: Positions,
+                 file: str):
+        self.data, self.parts, self.broken, self.pos, self.file = data, parts, broken, pos, file
         self.problems: list[Problem] = []
+        self.users = self._users()
+        entries = self._indices(("sessions",))
+        self.last_session = len(entries) - 1
+        self.fillers = [i for i in entries if _is_filler(self._raw(("sessions", i)))]
+        self.sessions = [i for i in entries if not _is_filler(self._raw(("sessions", i)))]
+        self.fact_ids = self._readable(("facts", i, "id") for i in self._indices(("facts",)))
+        self.probe_ids = self._readable(("probes", i, "id") for i in self._indices(("probes",)))
+        self.session_ids = self._readable(("sessions", i, "id") for i in self.sessions)
+        self.turn_ids = self._readable(("sessions", i, "turns", j, "id") for i in self.sessions
+                                       for j in self._indices(("sessions", i, "turns")))
+        self.known_facts = {fid for _, fid in self.fact_ids}
+        self.session_index = {sid: i for i in self.sessions
+                              if (sid := self._string(("sessions", i, "id"))) is not None}
+        self.turn_index = {tid: i for i in self.sessions for j in self._indices(("sessions", i, "turns"))
+                           if (tid := self._string(("sessions", i, "turns", j, "id"))) is not None}
+
+    def _raw(self, path: Path_) -> Any:
+        """The value at `path` as the file writes it; None where there is none."""
+        node: Any = self.data
+        for part in path:
+            if isinstance(node, dict) and isinstance(part, str):
+                node = node.get(part)
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                return None
+        return node
+
+    def _indices(self, path: Path_) -> range:
+        """The indices of the list at `path`; none where it is not a list."""
+        value = self._raw(path)
+        return range(len(value) if isinstance(value, list) else 0)
+
+    def _string(self, path: Path_) -> str | None:
+        """The string at `path`, unless there is none or it has a schema error of its own."""
+        value = self._raw(path)
+        return value if isinstance(value, str) and path not in self.broken else None
+
+    def _readable(self, paths: Iterable[Path_]) -> list[tuple[Path_, str]]:
+        """(path, string) of each of `paths` that holds a readable string."""
+        found = []
+        for path in paths:
+            value = self._string(path)
+            if value is not None:
+                found.append((path, value))
+        return found
+
+    def _strings(self, path: Path_) -> list[tuple[Path_, str]]:
+        """(path, string) of each readable string in the list at `path`."""
+        return self._readable((*path, k) for k in self._indices(path))
+
+    def _listed(self, key: str) -> bool:
+        """Whether the list under `key` can be read, so that a name missing from it is unknown
+        (an optional list left out is an empty one)."""
+        if key not in self.data:
+            return not Scenario.model_fields[key].is_required()
+        return isinstance(self.data[key], list)
+
+    def _users(self) -> list[str] | None:
+        """The users the file names; None where `users:` itself is broken, so that no user can
+        be told to be missing from it."""
+        if "users" not in self.data:
+            return list(Scenario.model_fields["users"].get_default(call_default_factory=True))
+        if not isinstance(self.data["users"], list) or ("users",) in self.broken:
+            return None
+        return [user for _, user in self._strings(("users",))]
 
     def add(self, path: Path_, message: str, fix: str, key: bool = False) -> None:
         line, col = self.pos.of_key(path) if key else self.pos.of(path)
         self.problems.append(Problem(self.file, line, col, message, fix))
 
     def run(self) -> list[Problem]:
-        s = self.s
-        facts = {f.id: f for f in s.facts}
-        self._duplicates("fact", [(("facts", i, "id"), f.id) for i, f in enumerate(s.facts)])
-        self._duplicates("probe", [(("probes", i, "id"), p.id) for i, p in enumerate(s.probes)])
-        self._duplicates("user", [(("users", i), u) for i, u in enumerate(s.users)])
-        sessions = [(i, e) for i, e in enumerate(s.sessions) if isinstance(e, SessionSpec)]
-        self._duplicates("session", [(("sessions", i, "id"), e.id) for i, e in sessions])
-        turn_ids = [
-            (("sessions", i, "turns", j, "id"), t.id)
-            for i, e in sessions
-            for j, t in enumerate(e.turns)
-            if t.id is not None
-        ]
-        self._duplicates("turn", turn_ids)
-
-        session_index = {e.id: i for i, e in sessions}
-        turn_index = {tid: path[1] for path, tid in turn_ids}
-        planted_at: dict[str, int] = {}
-        for i, e in enumerate(s.sessions):
-            if isinstance(e, FillerSpec):
-                self._user(("sessions", i, "filler", "user"), e.filler.user)
-                if e.filler.tokens < MIN_FILLER_TOKENS_PER_SESSION * e.filler.sessions:
-                    self.add(("sessions", i, "filler", "tokens"),
-                             f"{e.filler.tokens} tokens are too few for {e.filler.sessions} sessions",
-                             f"give at least {MIN_FILLER_TOKENS_PER_SESSION} tokens per session")
-                continue
-            self._user(("sessions", i, "user"), e.user)
-            for j, turn in enumerate(e.turns):
-                for k, fid in enumerate(turn.plants):
-                    path = ("sessions", i, "turns", j, "plants", k)
-                    if fid not in facts:
-                        self._unknown_fact(path, fid)
-                        continue
-                    planted_at.setdefault(fid, i)
-                    fact = facts[fid]
-                    if not fact.paraphrased and not contains_any(turn.text, fact.answers):
-                        self.add(path, f"turn plants '{fid}' but contains none of its answers "
-                                 f"{fact.answers}",
-                                 "quote an answer in the turn, or set `paraphrased: true` on the fact")
-        for i, fact in enumerate(s.facts):
-            canary = fact.canary
-            if canary is None:
-                continue
-            if not canary.matches(fact.answers[0]):
-                self.add(("facts", i, "answers", 0), f"canary '{fact.id}' answer "
-                         f"'{fact.answers[0]}' does not fit its format '{canary.format}'",
-                         "make the first answer fit the format (# digit, @ capital letter)")
-            if canary.candidates > canary.space():
-                self.add(("facts", i, "canary", "candidates"), f"format '{canary.format}' makes "
-                         f"only {canary.space()} strings, fewer than {canary.candidates} candidates",
-                         "lower `candidates` or lengthen the format")
-        self._supersedes(facts)
-        self._times(sessions)
-        last = len(s.sessions) - 1
-        for i, p in enumerate(s.probes):
-            self._probe(i, p, facts, session_index, turn_index, planted_at, last)
+        self._duplicates("fact", self.fact_ids)
+        self._duplicates("probe", self.probe_ids)
+        self._duplicates("user", self._strings(("users",)))
+        self._duplicates("session", self.session_ids)
+        self._duplicates("turn", self.turn_ids)
+        for i in self.fillers:
+            self._user(("sessions", i, "filler", "user"))
+        for i in self.sessions:
+            self._user(("sessions", i, "user"))
+        planted_at = self._plants()
+        self._fillers()
+        self._canaries()
+        self._supersedes()
+        self._times()
+        for i in self._indices(("probes",)):
+            self._probe_references(i, planted_at)
+        for i, probe in self.parts.probes.items():
+            self._probe(i, probe)
         return self.problems
 
     def _duplicates(self, what: str, items: Sequence[tuple[Path_, str]]) -> None:
@@ -217,39 +361,95 @@ class _Checker:
             else:
                 seen[value] = path
 
-    def _user(self, path: Path_, user: str | None) -> None:
-        if user is not None and user not in self.s.users:
-            self.add(path, f"user '{user}' is not in `users` {self.s.users}",
+    def _user(self, path: Path_) -> None:
+        user = self._string(path)
+        if user is not None and self.users is not None and user not in self.users:
+            self.add(path, f"user '{user}' is not in `users` {self.users}",
                      f"add '{user}' to `users:` or fix the name")
 
     def _unknown_fact(self, path: Path_, fid: str) -> None:
-        close = difflib.get_close_matches(fid, [f.id for f in self.s.facts], n=1)
+        if not self._listed("facts"):
+            return
+        close = difflib.get_close_matches(fid, [known for _, known in self.fact_ids], n=1)
         fix = f"did you mean '{close[0]}'?" if close else "declare it under `facts:`"
         self.add(path, f"unknown fact '{fid}'", fix)
 
-    def _supersedes(self, facts: dict[str, Fact]) -> None:
-        for i, fact in enumerate(self.s.facts):
-            if fact.supersedes is None:
+    def _plants(self) -> dict[str, int] | None:
+        """The session each fact is first planted in, checking what each turn plants; None where
+        a schema error hides some turn's `plants:`, so that "never planted" cannot be told."""
+        facts = {f.id: f for f in self.parts.facts.values()}
+        planted_at: dict[str, int] = {}
+        readable = self._listed("sessions")
+        for i in self.sessions:
+            turns = ("sessions", i, "turns")
+            readable &= isinstance(self._raw(turns), list)
+            for j in self._indices(turns):
+                written, plants = self._raw((*turns, j, "plants")), self._strings((*turns, j, "plants"))
+                readable &= written is None or (isinstance(written, list) and len(written) == len(plants))
+                turn = self.parts.turns.get((i, j))
+                for path, fid in plants:
+                    if fid not in self.known_facts:
+                        self._unknown_fact(path, fid)
+                        continue
+                    planted_at.setdefault(fid, i)
+                    fact = facts.get(fid)
+                    if turn is None or fact is None or fact.paraphrased:
+                        continue
+                    if not contains_any(turn.text, fact.answers):
+                        self.add(path, f"turn plants '{fid}' but contains none of its answers "
+                                 f"{fact.answers}",
+                                 "quote an answer in the turn, or set `paraphrased: true` on the fact")
+        return planted_at if readable else None
+
+    def _fillers(self) -> None:
+        for i, entry in self.parts.sessions.items():
+            filler = entry.filler if isinstance(entry, FillerSpec) else None
+            if filler and filler.tokens < MIN_FILLER_TOKENS_PER_SESSION * filler.sessions:
+                self.add(("sessions", i, "filler", "tokens"),
+                         f"{filler.tokens} tokens are too few for {filler.sessions} sessions",
+                         f"give at least {MIN_FILLER_TOKENS_PER_SESSION} tokens per session")
+
+    def _canaries(self) -> None:
+        for i, fact in self.parts.facts.items():
+            canary = fact.canary
+            if canary is None:
                 continue
+            if not canary.matches(fact.answers[0]):
+                self.add(("facts", i, "answers", 0), f"canary '{fact.id}' answer "
+                         f"'{fact.answers[0]}' does not fit its format '{canary.format}'",
+                         "make the first answer fit the format (# digit, @ capital letter)")
+            if canary.candidates > canary.space():
+                self.add(("facts", i, "canary", "candidates"), f"format '{canary.format}' makes "
+                         f"only {canary.space()} strings, fewer than {canary.candidates} candidates",
+                         "lower `candidates` or lengthen the format")
+
+    def _supersedes(self) -> None:
+        older = {fid: self._string(("facts", path[1], "supersedes")) for path, fid in self.fact_ids}
+        for i in self._indices(("facts",)):
             path = ("facts", i, "supersedes")
-            if fact.supersedes not in facts:
-                self._unknown_fact(path, fact.supersedes)
+            supersedes, fid = self._string(path), self._string(("facts", i, "id"))
+            if supersedes is None:
                 continue
-            chain: list[str] = [fact.id]
-            current: str | None = fact.supersedes
-            while current is not None and current in facts:
+            if supersedes not in self.known_facts:
+                self._unknown_fact(path, supersedes)
+                continue
+            if fid is None:
+                continue  # a fact that cannot be named cannot be in a cycle
+            chain: list[str] = [fid]
+            current: str | None = supersedes
+            while current is not None and current in older:
                 if current in chain:
-                    if current == fact.id:
+                    if current == fid:
                         self.add(path, f"supersedes cycle: {' -> '.join([*chain, current])}",
                                  "a fact may only supersede an older fact")
                     break
                 chain.append(current)
-                current = facts[current].supersedes
+                current = older[current]
 
-    def _times(self, sessions: list[tuple[int, SessionSpec]]) -> None:
+    def _times(self) -> None:
         previous = None
-        for i, e in sessions:
-            if e.time is None:
+        for i, e in self.parts.sessions.items():
+            if not isinstance(e, SessionSpec) or e.time is None:
                 continue
             if previous is not None and _naive(e.time) < _naive(previous[1]):
                 self.add(("sessions", i, "time"),
@@ -257,49 +457,51 @@ class _Checker:
                          "order sessions by time or fix the date")
             previous = (e.id, e.time)
 
-    def _probe(self, i: int, p: Probe, facts: dict[str, Fact], session_index: dict[str, int],
-               turn_index: dict[str, int], planted_at: dict[str, int], last: int) -> None:
+    def _probe_references(self, i: int, planted_at: dict[str, int] | None) -> None:
+        """The names a probe uses, and whether what it needs comes before it is asked."""
         base = ("probes", i)
-        self._user((*base, "user"), p.user)
-        asked_after = last
-        if p.after is not None:
-            if p.after not in session_index:
-                close = difflib.get_close_matches(p.after, list(session_index), n=1)
-                self.add((*base, "after"), f"unknown session '{p.after}'",
-                         f"did you mean '{close[0]}'?" if close else "name a session id")
-            else:
-                asked_after = session_index[p.after]
-                entry = self.s.sessions[asked_after]
-                if p.time and isinstance(entry, SessionSpec) and entry.time and \
-                        _naive(p.time) < _naive(entry.time):
-                    self.add((*base, "time"), f"time goes backwards: the probe is dated before "
-                             f"session '{p.after}'", "date the probe after the session it follows")
+        probe = self._string((*base, "id")) or "?"
+        self._user((*base, "user"))
+        asked_after = self.last_session  # also where `after:` cannot be read: nothing comes later
+        after = self._string((*base, "after"))
+        if after in self.session_index:
+            asked_after = self.session_index[after]
+        elif after is not None and self._listed("sessions"):
+            close = difflib.get_close_matches(after, list(self.session_index), n=1)
+            self.add((*base, "after"), f"unknown session '{after}'",
+                     f"did you mean '{close[0]}'?" if close else "name a session id")
         for field in ("expects", "rejects", "forbids"):
-            for k, fid in enumerate(getattr(p, field)):
-                if fid not in facts:
-                    self._unknown_fact((*base, field, k), fid)
-                elif field == "expects":
+            for path, fid in self._strings((*base, field)):
+                if fid not in self.known_facts:
+                    self._unknown_fact(path, fid)
+                elif field == "expects" and planted_at is not None:
                     if fid not in planted_at:
-                        self.add((*base, field, k), f"fact '{fid}' is never planted",
+                        self.add(path, f"fact '{fid}' is never planted",
                                  f"add `plants: [{fid}]` to the turn that states it")
                     elif planted_at[fid] > asked_after:
-                        where = self.s.sessions[planted_at[fid]]
-                        self.add((*base, field, k),
-                                 f"probe '{p.id}' is asked before fact '{fid}' is planted "
-                                 f"(in session '{getattr(where, 'id', '?')}')",
-                                 "move `after:` to that session or later")
-        for k, tid in enumerate(p.evidence):
-            if tid not in turn_index:
-                self.add((*base, "evidence", k), f"unknown turn '{tid}'",
-                         "give the turn an `id:` or fix the name")
-            elif turn_index[tid] > asked_after:
-                self.add((*base, "evidence", k),
-                         f"probe '{p.id}' is asked before its evidence turn '{tid}'",
+                        where = self._string(("sessions", planted_at[fid], "id")) or "?"
+                        self.add(path, f"probe '{probe}' is asked before fact '{fid}' is planted "
+                                 f"(in session '{where}')", "move `after:` to that session or later")
+        for path, tid in self._strings((*base, "evidence")):
+            if tid in self.turn_index and self.turn_index[tid] > asked_after:
+                self.add(path, f"probe '{probe}' is asked before its evidence turn '{tid}'",
                          "move `after:` to that session or later")
+            elif tid not in self.turn_index and self._listed("sessions"):
+                self.add(path, f"unknown turn '{tid}'", "give the turn an `id:` or fix the name")
+
+    def _probe(self, i: int, p: Probe) -> None:
+        """The rules on a valid probe's own content: its time, and what its kind needs."""
+        base = ("probes", i)
+        after = self.session_index.get(p.after) if p.after is not None else None
+        entry = self.parts.sessions.get(after) if after is not None else None
+        if p.time and isinstance(entry, SessionSpec) and entry.time and \
+                _naive(p.time) < _naive(entry.time):
+            self.add((*base, "time"), f"time goes backwards: the probe is dated before "
+                     f"session '{p.after}'", "date the probe after the session it follows")
         needs_answer = p.kind not in LEAKAGE_KINDS and p.kind != ProbeKind.abstention
         if needs_answer and not (p.expects or p.answers or p.evidence):
             self.add(base, f"{p.kind.value} probe '{p.id}' has nothing to check",
-                     "add `expects:` (fact ids), `answers:` or `evidence:`", key=False)
+                     "add `expects:` (fact ids), `answers:` or `evidence:`")
         if p.kind in LEAKAGE_KINDS and not p.forbids:
             self.add(base, f"{p.kind.value} probe '{p.id}' forbids nothing",
                      "add `forbids:` with the fact ids that must not surface")
@@ -307,6 +509,10 @@ class _Checker:
 
 def _naive(value: Any) -> Any:
     return value.replace(tzinfo=None) if getattr(value, "tzinfo", None) else value
+
+
+def _by_place(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.line, p.column))
 
 
 def parse_scenario(text: str, file: str = "<string>") -> Scenario:
@@ -318,16 +524,18 @@ def parse_scenario(text: str, file: str = "<string>") -> Scenario:
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        problems = _schema_problems(exc, data, pos, file)
         errors = [(err, _data_path(err["loc"], data)) for err in exc.errors()]
-        try:  # report the cross-reference mistakes too, not one round at a time
-            repaired = Scenario.model_validate(_without_unknown_keys(data, errors))
-        except ValidationError:
-            raise ScenarioError(problems) from None
-        raise ScenarioError(problems + _Checker(repaired, pos, file).run()) from None
-    problems = _Checker(scenario, pos, file).run()
+        # Check the cross-references too, on what is readable, not one round at a time. A value
+        # with an error of its own is not looked up (its error says enough); a missing or unknown
+        # key holds no value to distrust, and a misspelt one is read under the key it means.
+        broken = {path for err, path in errors if err["type"] not in {"missing", "extra_forbidden"}}
+        repaired = _without_unknown_keys(data, errors)
+        problems = _schema_problems(errors, data, pos, file, text) + \
+            _Checker(repaired, _Parts.salvaged(repaired), broken, pos, file).run()
+        raise ScenarioError(_by_place(problems)) from None
+    problems = _Checker(data, _Parts.of(scenario), set(), pos, file).run()
     if problems:
-        raise ScenarioError(problems)
+        raise ScenarioError(_by_place(problems))
     return scenario
 
 
