@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from memeval.errors import MemevalError
 from memeval.protocols import Footprint, MemoryBackend, Reader, RecallItem, Usage
+from memeval.texts import INLINE_CHARS, BlockWriter, join_blocks, read_blocks
 
 RECORDS = "records.jsonl"
 MANIFEST = "manifest.json"
@@ -288,12 +290,42 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     os.replace(tmp, path)
 
 
+_ITEMS = TypeAdapter(list[RecallItem])
+
+
+def _record_line(record: ProbeRecord, blocks: BlockWriter) -> str:
+    """A record as one JSON line, its long recalled text and items as block ids."""
+    line = record.model_dump_json(exclude={"recall_text", "recall_items"})
+    items = _ITEMS.dump_json(record.recall_items).decode()
+    text: str | dict[str, list[str]] = record.recall_text
+    if len(record.recall_text) >= INLINE_CHARS:
+        text = {"blocks": blocks.put(record.recall_text)}
+    if len(items) >= INLINE_CHARS:  # one item a line, so that items two probes share are shared
+        items = json.dumps({"blocks": blocks.put(
+            "".join(item.model_dump_json() + "\n" for item in record.recall_items))})
+    return f'{line[:-1]},"recall_text":{json.dumps(text, ensure_ascii=False)},"recall_items":{items}}}'
+
+
+def _parse_record(line: bytes, blocks: dict[str, str], where: str) -> ProbeRecord:
+    data = json.loads(line)
+    if isinstance(data, dict):
+        text, items = data.get("recall_text"), data.get("recall_items")
+        if isinstance(text, dict):
+            data["recall_text"] = join_blocks(text.get("blocks", []), blocks, where)
+        if isinstance(items, dict):
+            data["recall_items"] = [json.loads(item) for item in join_blocks(
+                items.get("blocks", []), blocks, where).splitlines()]
+    return ProbeRecord.model_validate(data)
+
+
 def read_records(run_dir: Path, repair: bool = False) -> list[ProbeRecord]:
-    """Read records.jsonl; a torn last line (a killed writer) is dropped, or cut off with `repair`."""
+    """Read records.jsonl (long texts from texts.jsonl); a torn last line (a killed writer) is
+    dropped, or cut off with `repair`."""
     path = Path(run_dir) / RECORDS
     if not path.exists():
         return []
     raw = path.read_bytes()
+    blocks = read_blocks(Path(run_dir), repair=repair)
     records: list[ProbeRecord] = []
     good_end = 0
     offset = 0
@@ -302,9 +334,10 @@ def read_records(run_dir: Path, repair: bool = False) -> list[ProbeRecord]:
         if not line.endswith(b"\n"):
             break  # torn final write: the probe will be asked again
         try:
-            records.append(ProbeRecord.model_validate_json(line))
-        except ValidationError as exc:
-            raise MemevalError(f"{path}:{number}: not a probe record ({exc.errors()[0]['msg']}); "
+            records.append(_parse_record(line, blocks, f"{path}:{number}"))
+        except (ValidationError, ValueError) as exc:
+            reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else "not JSON"
+            raise MemevalError(f"{path}:{number}: not a probe record ({reason}); "
                                "the file was edited by hand or is from another tool") from None
         good_end = offset
     if repair and good_end != len(raw):
@@ -314,25 +347,44 @@ def read_records(run_dir: Path, repair: bool = False) -> list[ProbeRecord]:
 
 
 class RecordWriter:
-    """Appends records one line at a time, flushed and synced per probe."""
+    """Appends records in groups: each group made durable by one sync, after the text blocks
+    its records refer to.
 
-    def __init__(self, run_dir: Path):
+    A group is committed when it holds `every_n` records, when `every_s` seconds have passed
+    since the last commit, and on `commit()` or `close()`. A killed writer loses at most the
+    group in flight (and perhaps a torn last line, which readers drop): resume asks exactly
+    those probes again.
+    """
+
+    def __init__(self, run_dir: Path, every_n: int = 256, every_s: float = 1.0):
+        self._blocks = BlockWriter(Path(run_dir))
         self._fh = (Path(run_dir) / RECORDS).open("ab")
+        self._every_n, self._every_s = every_n, every_s
+        self._lines: list[str] = []
+        self._last = time.monotonic()
 
     def write(self, record: ProbeRecord) -> None:
         self.write_many([record])
 
     def write_many(self, records: list[ProbeRecord]) -> None:
-        """Append records together, made durable by one sync."""
-        self.write_lines([r.model_dump_json() for r in records])
+        """Add records to the group, committing it when it is due."""
+        self._lines += [_record_line(r, self._blocks) for r in records]
+        if len(self._lines) >= self._every_n or time.monotonic() - self._last >= self._every_s:
+            self.commit()
 
-    def write_lines(self, lines: list[str]) -> None:
-        """Append records already dumped as JSON (one per line), made durable by one sync."""
-        self._fh.write("".join(line + "\n" for line in lines).encode())
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+    def commit(self) -> None:
+        """Make every record written so far durable."""
+        self._blocks.sync()
+        if self._lines:
+            self._fh.write("".join(line + "\n" for line in self._lines).encode())
+            self._lines = []
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        self._last = time.monotonic()
 
     def close(self) -> None:
+        self.commit()
+        self._blocks.close()
         self._fh.close()
 
 
@@ -340,9 +392,11 @@ def rewrite_records(run_dir: Path, records: list[ProbeRecord]) -> None:
     """Replace records.jsonl atomically (used by resume to drop failed probes)."""
     path = Path(run_dir) / RECORDS
     tmp = path.with_name(RECORDS + ".tmp")
+    blocks = BlockWriter(Path(run_dir))
     with tmp.open("wb") as fh:
         for record in records:
-            fh.write(record.model_dump_json().encode() + b"\n")
+            fh.write(_record_line(record, blocks).encode() + b"\n")
+        blocks.close()  # the blocks first: a record never refers to a block not yet stored
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

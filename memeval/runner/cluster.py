@@ -120,9 +120,9 @@ def run_cell_task(cell_json: str, server: Any) -> list[str]:
 
 
 def run_on_ray(cells: list[Cell], options: RayOptions, cache_path: Path | None
-               ) -> Iterator[tuple[Cell, list[str], list[ProbeRecord]]]:
-    """Run `cells` as Ray tasks; yield each cell as it finishes, with its records as the
-    worker wrote them (JSON lines) and read back."""
+               ) -> Iterator[tuple[Cell, list[ProbeRecord]]]:
+    """Run `cells` as Ray tasks; yield each cell as it finishes, with its records (sent by
+    the worker as JSON lines)."""
     ray = require_ray()
     started = not ray.is_initialized()
     if started:
@@ -157,7 +157,7 @@ def run_on_ray(cells: list[Cell], options: RayOptions, cache_path: Path | None
                 raise MemevalError(f"cell {cell.name} was lost {options.max_retries + 1} times "
                                    f"({type(exc).__name__}); the records so far are kept: "
                                    "continue with --resume") from None
-            yield cell, lines, [ProbeRecord.model_validate_json(line) for line in lines]
+            yield cell, [ProbeRecord.model_validate_json(line) for line in lines]
     finally:
         if started:
             ray.shutdown()

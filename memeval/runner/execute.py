@@ -2,9 +2,9 @@
 
 Executors: local (one cell after another in this process; each record is
 appended as its cell yields it) and Ray (each cell a task; its records are
-appended when it is done). Records are flushed and synced as written, so a
-killed run loses at most what was in flight, and `--resume` asks only what
-is missing.
+appended when it is done). Records are made durable in groups (per cell, and
+at least every second), so a killed run loses at most the group in flight, and
+`--resume` asks only what is missing.
 """
 
 from __future__ import annotations
@@ -88,9 +88,11 @@ def _execute(plan: RunPlan, command: list[str] | None, progress: ProgressHook | 
                     records.append(record)
                     if progress:
                         progress("", 1)
+                writer.commit()
         else:  # each cell a Ray task: its records written together when it is done
-            for cell, lines, done in run_on_ray(cells, plan.ray, cache.path if cache else None):
-                writer.write_lines(lines)
+            for cell, done in run_on_ray(cells, plan.ray, cache.path if cache else None):
+                writer.write_many(done)
+                writer.commit()
                 records += done
                 if progress:
                     progress(cell.name, len(done))
