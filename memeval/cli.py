@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated, Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from memeval.errors import MemevalError, ScenarioError
+from memeval.errors import MemevalError, Problem, ScenarioError
 from memeval.records import RunConfig
 from memeval.report.html import fmt_bytes
 from memeval.scoring.model import Scores, rate_text
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from memeval.runner.execute import ProgressHook
 
 app = typer.Typer(
     help="Evaluate an AI agent's memory: retention, token cost, memory cost and leakage.",
@@ -26,9 +38,34 @@ console = Console(width=None if sys.stdout.isatty() else 132)
 err = Console(stderr=True)
 
 
+# A file in the wrong format (an import gone astray) has a problem per turn, tens of
+# thousands; the first few say what is wrong, and the rest would bury them.
+PROBLEMS_PER_FILE = 50
+
+
+def problem_lines(problems: Iterable[Problem], limit: int | None, see_all: str) -> Iterator[str]:
+    """Each file's problems, the first `limit` of them (all for None), then how many more.
+
+    `see_all` says how to see them all; `{file}` in it is the file.
+    """
+    by_file: dict[str, list[Problem]] = {}
+    for problem in problems:
+        by_file.setdefault(problem.file, []).append(problem)
+    for file, found in by_file.items():
+        yield from map(str, found[:limit])
+        if limit is not None and len(found) > limit:
+            yield (f"... and {len(found) - limit:,} more problems in {file} (fix these first, "
+                   f"or see them all with {see_all.format(file=file)})")
+
+
 def _fail(exc: MemevalError) -> typer.Exit:
-    for line in str(exc).splitlines() or ["error"]:
-        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+    if isinstance(exc, ScenarioError) and exc.problems:
+        lines: Iterable[str] = problem_lines(exc.problems, PROBLEMS_PER_FILE,
+                                             "`memeval validate --all {file}`")
+    else:
+        lines = str(exc).splitlines() or ["error"]
+    for line in lines:  # escaped: a problem may quote `[tomato]`, which is no markup
+        err.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -57,6 +94,111 @@ def results_table(scores: Scores, title: str) -> Table:
             rate_text(cell.leakage.violation_rate), str(cell.errors),
         )
     return table
+
+
+PROGRESS_EVERY = "MEMEVAL_PROGRESS_EVERY"
+
+
+def duration_text(seconds: float) -> str:
+    """45s, 2m13s, 1h05m: a duration as short as a progress line wants it."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def progress_every() -> float:
+    """The seconds between plain progress lines, from $MEMEVAL_PROGRESS_EVERY (default 30)."""
+    text = os.environ.get(PROGRESS_EVERY, "30")
+    try:
+        every = float(text)
+    except ValueError:
+        every = math.nan
+    if not every >= 0:  # also refuses nan
+        raise MemevalError(f"{PROGRESS_EVERY}={text!r} is not a number of seconds (e.g. 30; "
+                           "0 prints every update)")
+    return every
+
+
+class PlainProgress:
+    """Progress as plain lines, for a log, a pipe or CI, where a live bar shows nothing until
+    the run ends: a line as each cell starts (on Ray, as its records come back), at most one
+    every `every` seconds in between, and one when the run is done.
+
+    It is the run's progress hook, and a context manager around the run that writes the last
+    line only if the run finished.
+    """
+
+    def __init__(self, out: Console, total: int, every: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.out, self.total, self.every, self.clock = out, total, every, clock
+        self.cell = ""
+        self.done = 0
+        self.done_before = 0  # recorded by an earlier run: no part of this run's rate
+        self.started = clock()
+        self.printed_at = -math.inf
+
+    def __call__(self, cell: str, advance: int) -> None:
+        now = self.clock()
+        if cell in ("starting", "resuming"):  # the first call, with what is already recorded
+            self.done_before = advance
+        self.done += advance
+        if cell:
+            self.cell = cell
+        if cell or now - self.printed_at >= self.every:
+            self.print(f"{self.cell}: {self.done}/{self.total} probes{self.pace(now)}", now)
+
+    def pace(self, now: float) -> str:
+        """`, 2.1 probes/s, ETA 2m13s`, once this run has answered a probe."""
+        asked, elapsed = self.done - self.done_before, now - self.started
+        if asked <= 0 or elapsed <= 0:
+            return ""
+        rate = asked / elapsed
+        # a large model answers a probe in many seconds: "0.0 probes/s" would say nothing
+        speed = f"{rate:.1f} probes/s" if rate >= 1 else f"{1 / rate:.1f} s/probe"
+        left = self.total - self.done
+        return f", {speed}" + (f", ETA {duration_text(left / rate)}" if left > 0 else "")
+
+    def print(self, text: str, now: float) -> None:
+        # no markup: a scenario id or a backend's options may hold [brackets]
+        self.out.print(f"[memeval] {text}", markup=False, highlight=False, soft_wrap=True)
+        self.printed_at = now
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if kind is None:
+            now = self.clock()
+            self.print(f"done: {self.done}/{self.total} probes in "
+                       f"{duration_text(now - self.started)}{self.pace(now)}", now)
+
+
+def live_bar(total: int) -> tuple[ProgressHook, Progress]:
+    """rich's live progress bar, for a terminal, and the hook that moves it."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                        transient=False)
+    task = progress.add_task("starting", total=total)
+
+    def hook(cell: str, advance: int) -> None:
+        if cell:
+            progress.update(task, description=cell)
+        progress.advance(task, advance)
+
+    return hook, progress
 
 
 def print_notes(scores: Scores) -> None:
@@ -101,15 +243,6 @@ def run(
 ) -> None:
     """Replay scenarios into each backend, ask every probe, score, and print the table."""
     options = dict(locals())  # first: every parameter is a RunConfig field (checked by a test)
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from memeval.api import execute_plan, make_config
     from memeval.runner import plan_run
 
@@ -119,19 +252,16 @@ def run(
     plan = None
     try:
         config = make_config(options)
+        # read before the scenarios load, so that a bad value fails at once
+        every = None if console.is_terminal else progress_every()
         with console.status("loading scenarios and adapters…"):
             plan = plan_run(paths, config)
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
-                            transient=False)
-        task = progress.add_task("starting", total=plan.total)
-
-        def hook(cell: str, advance: int) -> None:
-            if cell:
-                progress.update(task, description=cell)
-            progress.advance(task, advance)
-
-        with progress:
+        shown: AbstractContextManager[object]
+        if every is None:
+            hook, shown = live_bar(plan.total)
+        else:
+            hook = shown = PlainProgress(console, plan.total, every)
+        with shown:
             result = execute_plan(plan, sys.argv, progress=hook)
     except KeyboardInterrupt:
         where = f" --out {plan.out}" if plan else ""
@@ -156,8 +286,11 @@ def run(
 @app.command()
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="Scenario files or folders.")],
+    all_problems: Annotated[bool, typer.Option(
+        "--all", help=f"Print every problem, not only the first {PROBLEMS_PER_FILE} of each "
+        "file.")] = False,
 ) -> None:
-    """Check scenarios; print `file:line:col: problem (fix)` for every mistake."""
+    """Check scenarios; print `file:line:col: problem (fix)` for each mistake."""
     from memeval.scenario import validate_paths
 
     try:
@@ -166,10 +299,10 @@ def validate(
         raise _fail(exc) from None
     if files == 0:
         raise _fail(MemevalError(f"no scenario files (.yaml, .yml) in {', '.join(map(str, paths))}"))
-    for problem in problems:
-        print(problem)
+    for line in problem_lines(problems, None if all_problems else PROBLEMS_PER_FILE, "--all"):
+        print(line)
     if problems:
-        err.print(f"{len(problems)} problem(s) in {files} file(s)")
+        err.print(f"{len(problems):,} problem(s) in {files} file(s)")
         raise typer.Exit(1)
     err.print(f"{files} scenario file(s) OK")
 

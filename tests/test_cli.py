@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 import memeval
-from memeval.cli import app
+from memeval.cli import PlainProgress, app, duration_text
 
 from .conftest import SCENARIOS
 
@@ -38,6 +41,36 @@ def test_validate_prints_one_line_per_problem(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr + result.stdout
 
 
+def test_a_flood_of_problems_is_cut_short_per_file_unless_all(tmp_path: Path) -> None:
+    from memeval.scenario import validate_paths
+
+    # a few problems in one file, and the wrong turn format (two problems a turn) in another
+    few = tmp_path / "a-few.yaml"
+    few.write_text((SCENARIOS / "garden-club.yaml").read_text().replace("title:", "titel:"))
+    flood = tmp_path / "flood.yaml"
+    turns = "".join(f"      - role: user\n        content: hello {i}\n" for i in range(1000))
+    flood.write_text("memeval: 1\nid: flood\ntitle: Flood\nfacts: []\nsessions:\n  - id: s1\n"
+                     f"    time: 2025-03-01T09:00:00\n    turns:\n{turns}probes: []\n")
+    _, problems = validate_paths([tmp_path])
+    flooded = [str(p) for p in problems if p.file == str(flood)]
+    assert len(flooded) > 2000
+    more = f"... and {len(flooded) - 50:,} more problems in {flood} (fix these first"
+    capped = runner.invoke(app, ["validate", str(tmp_path)])
+    assert capped.exit_code == 1
+    assert capped.stdout.splitlines() == [
+        f"{few}:{_line(few, 'titel:')}:1: unknown key 'titel' (did you mean 'title'?)",
+        *flooded[:50], f"{more}, or see them all with --all)"]
+    assert f"{len(problems):,} problem(s) in 2 file(s)" in capped.stderr
+    every = runner.invoke(app, ["validate", "--all", str(tmp_path)])
+    assert every.exit_code == 1 and every.stdout.splitlines() == [str(p) for p in problems]
+    # a run says the same, on stderr, and where to see the rest
+    run = runner.invoke(app, ["run", str(flood), "-r", "extractive", "--out", str(tmp_path / "r")])
+    assert run.exit_code == 2
+    lines = run.stderr.splitlines()
+    assert lines[:-1] == [f"error: {line}" for line in flooded[:50]]
+    assert lines[-1] == f"error: {more}, or see them all with `memeval validate --all {flood}`)"
+
+
 def _line(path: Path, needle: str) -> int:
     return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
 
@@ -54,6 +87,77 @@ def test_run_on_a_bad_scenario_is_one_line_per_problem_and_no_traceback(tmp_path
     assert f"{bad}:{_line(bad, 'questoin')}:5: unknown key 'questoin' (did you mean 'question'?)" \
         in result.stderr.replace("error: ", "")
     assert not (tmp_path / "out").exists()
+
+
+def test_outside_a_terminal_progress_is_plain_lines(tmp_path: Path) -> None:
+    """In a log or a pipe a live bar shows nothing until the end; plain lines say how far."""
+    env = {name: value for name, value in os.environ.items()
+           if name not in {"FORCE_COLOR", "TTY_COMPATIBLE"}}  # either would make it a terminal
+    done = subprocess.run(
+        [sys.executable, "-m", "memeval.cli", "run", str(SCENARIOS / "pets-and-moves.yaml"),
+         "-b", "no_memory", "-b", "oracle", "-r", "extractive", "--no-control", "--no-report",
+         "--no-cache", "--out", str(tmp_path / "run")],
+        env={**env, "MEMEVAL_PROGRESS_EVERY": "0"}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[memeval]")]
+    assert lines[:2] == ["[memeval] starting: 0/12 probes",
+                         "[memeval] pets-and-moves × no_memory: 0/12 probes"]
+    pattern = re.compile(r"\[memeval\] pets-and-moves × (no_memory|oracle): (\d+)/12 probes, "
+                         r"[\d.]+ (probes/s|s/probe)(, ETA \d+s)?")
+    updates = [pattern.fullmatch(line) for line in lines[2:-1]]
+    assert all(updates), lines
+    # a line for every probe (the period is 0), and one as the second cell starts
+    assert [(m[1], int(m[2])) for m in updates if m] == \
+        [("no_memory", n) for n in range(1, 7)] + [("oracle", n) for n in range(6, 13)]
+    assert re.fullmatch(r"\[memeval\] done: 12/12 probes in \d+s, [\d.]+ probes/s", lines[-1])
+    assert "\x1b" not in done.stdout + done.stderr  # no colour, no cursor moves
+    assert "\r" not in done.stdout  # no bar redrawn
+    assert not re.search(r"12/12 \d+:\d\d:\d\d", done.stdout)  # nor the bar's last state
+
+
+def test_plain_progress_is_a_line_per_cell_and_at_most_one_per_period() -> None:
+    out = io.StringIO()
+    now = [0.0]  # the seconds the clock reads
+    lines = PlainProgress(Console(file=out), total=400, every=30, clock=lambda: now[0])
+    with lines:
+        for now[0], cell, advance in [
+            (0, "resuming", 40),  # recorded before: no part of the rate
+            (1, "pets-and-moves × rag", 0),
+            (20, "", 60),  # 19 s after the last line: quiet
+            (80 / 2.1, "", 20),  # 120 done, 80 of them in 38 s
+            (50, "", 10),
+            (60, "pets-and-moves × window", 0),  # a new cell: at once
+            (300, "", 270),
+        ]:
+            lines(cell, advance)
+    assert out.getvalue().splitlines() == [
+        "[memeval] resuming: 40/400 probes",
+        "[memeval] pets-and-moves × rag: 40/400 probes",
+        "[memeval] pets-and-moves × rag: 120/400 probes, 2.1 probes/s, ETA 2m13s",
+        "[memeval] pets-and-moves × window: 130/400 probes, 1.5 probes/s, ETA 3m00s",
+        "[memeval] pets-and-moves × window: 400/400 probes, 1.2 probes/s",
+        "[memeval] done: 400/400 probes in 5m00s, 1.2 probes/s",
+    ]
+    # a slow reader is seconds per probe, and an interrupted run has no "done" line
+    out = io.StringIO()
+    now = [0.0]
+    with pytest.raises(KeyboardInterrupt), PlainProgress(Console(file=out), 100, 30,
+                                                         lambda: now[0]) as slow:
+        slow("starting", 0)
+        now[0] = 80.0
+        slow("", 2)
+        raise KeyboardInterrupt
+    assert out.getvalue().splitlines()[-1] == \
+        "[memeval] starting: 2/100 probes, 40.0 s/probe, ETA 1h05m"
+    assert duration_text(45.4) == "45s"
+
+
+def test_a_bad_progress_period_is_one_line(tmp_path: Path) -> None:
+    done = runner.invoke(app, ["run", str(SCENARIOS / "garden-club.yaml"), "-r", "extractive",
+                               "--out", str(tmp_path)], env={"MEMEVAL_PROGRESS_EVERY": "soon"})
+    assert done.exit_code == 2
+    assert "MEMEVAL_PROGRESS_EVERY='soon' is not a number of seconds" in done.output
+    assert not (tmp_path / "manifest.json").exists()
 
 
 def test_unknown_backend_is_one_clear_line(tmp_path: Path) -> None:
