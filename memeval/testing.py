@@ -12,6 +12,9 @@ From the shell: ``memeval check-backend my_package.memory:MyBackend``.
 
 from __future__ import annotations
 
+import hashlib
+import math
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -271,3 +274,41 @@ def assert_conforms(backend: type[MemoryBackend] | Callable[[], MemoryBackend]) 
     report = check_backend(backend)
     assert report.ok, str(report)
     return report
+
+
+_WORD = re.compile(r"\w+")
+
+
+class HashEmbedder:
+    """A model-free `Embedder` for tests and scale runs: a hashed bag of words.
+
+    Each lower-cased word adds +1 or -1 (both picked by a hash of the word) to one of
+    `dimensions` coordinates; the sum is L2-normalised. Texts that share words are
+    similar, the same text always gives the same vector, in any process.
+
+    Args:
+        dimensions: Length of each vector.
+    """
+
+    def __init__(self, dimensions: int = 384):
+        self.dimensions = dimensions
+        self.tokens = 0  # words embedded so far, as MiniLMEmbedder counts its tokens
+
+    def _embed(self, text: str) -> list[float]:
+        vector = [0.0] * self.dimensions
+        words = _WORD.findall(text.lower())
+        self.tokens += len(words)
+        # blake2b, not hash(): str hashes change with PYTHONHASHSEED, vectors must not
+        for word in words or [""]:  # an empty text still gets a unit vector
+            code = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+            vector[code % self.dimensions] += 1.0 if code >> 63 else -1.0
+        norm = math.sqrt(sum(x * x for x in vector))
+        if norm == 0.0:  # the signs cancelled out exactly
+            vector[0], norm = 1.0, 1.0
+        return [x / norm for x in vector]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._embed(text) for text in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed(text)

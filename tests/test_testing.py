@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from memeval.cli import app
-from memeval.protocols import Footprint, MemoryBackend, Query, Recall, Turn
+from memeval.protocols import Embedder, Footprint, MemoryBackend, Query, Recall, Turn
 from memeval.registry import build_backend
-from memeval.testing import assert_conforms, check_backend
+from memeval.testing import HashEmbedder, assert_conforms, check_backend
 
 from .helpers import FlakyBackend
 
@@ -155,3 +155,25 @@ def test_the_kit_checks_the_lifecycle(backend: type[MemoryBackend], rule: str, s
 
 def test_a_good_backend_is_bound_twice_and_closed_twice_quietly() -> None:
     assert check_backend(Good).ok
+
+
+def test_the_hash_embedder_is_deterministic_unit_length_and_word_based() -> None:
+    embedder = HashEmbedder()
+    assert isinstance(embedder, Embedder)
+    texts = ["My dog Rex barks at night.", "The dog barks loudly at night.",
+             "Quarterly tax filing is due.", ""]
+    vectors = embedder.embed_documents(texts)
+    assert vectors == HashEmbedder().embed_documents(texts)  # same text, same vector
+    assert embedder.embed_query(texts[0]) == vectors[0]
+    assert all(len(v) == 384 and abs(sum(x * x for x in v) - 1) < 1e-9 for v in vectors)
+    assert len({tuple(v) for v in vectors}) == 4  # different texts differ
+
+    def cosine(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2])  # shared words count
+    # a fixed hash, not hash(): the same coordinates in every process (PYTHONHASHSEED)
+    assert [(i, x) for i, x in enumerate(embedder.embed_query("Hello, HELLO hello")) if x] \
+        == [(39, -1.0)]
+    assert embedder.tokens == 6 + 6 + 5 + 0 + 6 + 3  # words, like a token count
+    assert len(HashEmbedder(dimensions=16).embed_query("hi")) == 16

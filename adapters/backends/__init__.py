@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
-from memeval.protocols import Turn
+
+class Said(Protocol):
+    """What rendering needs of a turn: a `Turn`, or a backend's lighter copy of one."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def time(self) -> datetime | None: ...
 
 
-def render_turns(turns: Iterable[Turn]) -> str:
+def render_turns(turns: Iterable[Said]) -> str:
     """Recalled conversation as text: a dated header per session, then one line per turn."""
     lines: list[str] = []
     session = None

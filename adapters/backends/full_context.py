@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import datetime
+from typing import NamedTuple
 
 from memeval.adapters.backends import render_turns
 from memeval.protocols import CellContext, Footprint, MemoryBackend, Query, Recall, RecallItem, Turn
+
+
+class _Kept(NamedTuple):
+    """A stored turn: a tuple is a sixth of a `Turn`'s memory, and a history holds millions."""
+
+    id: str
+    session_id: str
+    role: str
+    text: str
+    time: datetime | None
+    cost: int
 
 
 class FullContext(MemoryBackend):
@@ -19,7 +32,7 @@ class FullContext(MemoryBackend):
 
     def __init__(self, max_tokens: int | None = None):
         self.max_tokens = max_tokens
-        self._turns: dict[str, list[tuple[Turn, int]]] = defaultdict(list)
+        self._turns: dict[str, list[_Kept]] = defaultdict(list)
         self._count: Callable[[str], int] = len
         self._items = self._bytes = 0  # running totals: a footprint is taken at every probe
         self._header = 0
@@ -31,26 +44,27 @@ class FullContext(MemoryBackend):
             self.max_tokens = context.context_tokens
 
     def reset(self, scope: str) -> None:
-        for turn, _ in self._turns.pop(scope, ()):
+        for turn in self._turns.pop(scope, ()):
             self._items -= 1
             self._bytes -= len(turn.text.encode())
 
     def observe(self, turn: Turn) -> None:
         # a turn's share of the budget: its line plus, at worst, its session's date header
         cost = self._count(f"{turn.role}: {turn.text}") + self._header + 2
-        self._turns[turn.user].append((turn, cost))
+        self._turns[turn.user].append(
+            _Kept(turn.id, turn.session_id, turn.role, turn.text, turn.time, cost))
         self._items += 1
         self._bytes += len(turn.text.encode())
 
     def recall(self, query: Query) -> Recall:
         budget = self.max_tokens if self.max_tokens is not None else float("inf")
-        kept: list[Turn] = []
+        kept: list[_Kept] = []
         used = 0
-        for turn, cost in reversed(self._turns.get(query.user, [])):
-            if used + cost > budget:
+        for turn in reversed(self._turns.get(query.user, [])):
+            if used + turn.cost > budget:
                 break
             kept.append(turn)
-            used += cost
+            used += turn.cost
         kept.reverse()
         return Recall(text=render_turns(kept),
                       items=tuple(RecallItem(text=t.text, turn_id=t.id) for t in kept))

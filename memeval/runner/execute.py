@@ -33,7 +33,7 @@ from memeval.runner.plan import RunPlan
 from memeval.runner.service import CallPolicy, ReaderService, TokenCounter
 from memeval.scoring.model import Scores, dump_scores
 from memeval.scoring.prices import read_prices
-from memeval.scoring.scores import compute_scores
+from memeval.scoring.scores import compute_scores, scoring_view
 
 ProgressHook = Callable[[str, int], None]
 
@@ -75,7 +75,7 @@ def _execute(plan: RunPlan, command: list[str] | None, progress: ProgressHook | 
     policy = CallPolicy(max_concurrency=config.max_concurrency, retries=config.retries)
     checks = (check_judge(ReaderService(plan.judge.reader, cache, policy), out)
               if plan.judge else None)
-    records = list(kept)  # scored from memory: the file is not read back
+    records = [scoring_view(r, config.parity) for r in kept]  # scored from memory
     writer = RecordWriter(out)
     try:
         if plan.ray is None:  # local: one cell after another, each record written as it comes
@@ -85,7 +85,7 @@ def _execute(plan: RunPlan, command: list[str] | None, progress: ProgressHook | 
                     progress(cell.name, 0)
                 for record in iter_cell(cell, plan.runtime(cell, cache, count)):
                     writer.write(record)
-                    records.append(record)
+                    records.append(scoring_view(record, config.parity))
                     if progress:
                         progress("", 1)
                 writer.commit()
@@ -93,7 +93,7 @@ def _execute(plan: RunPlan, command: list[str] | None, progress: ProgressHook | 
             for cell, done in run_on_ray(cells, plan.ray, cache.path if cache else None):
                 writer.write_many(done)
                 writer.commit()
-                records += done
+                records += [scoring_view(r, config.parity) for r in done]
                 if progress:
                     progress(cell.name, len(done))
     finally:

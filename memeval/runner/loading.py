@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from memeval.errors import MemevalError
-from memeval.scenario.schema import Probe, Scenario
-from memeval.scenario.timeline import Event, build_timeline, probe_order
+from memeval.scenario.schema import FillerSpec, Probe, Scenario
+from memeval.scenario.timeline import Event, build_timeline, iter_timeline, probe_order
 from memeval.scenario.validate import load_scenario, scenario_files
 
 
@@ -26,9 +26,13 @@ class LoadedScenario:
         return probe_order(self.scenario)
 
     @property
-    def timeline(self) -> list[Event]:
-        """Sessions (filler generated) and probes in order; made once for the cells that
-        replay this scenario in this process."""
+    def timeline(self) -> Iterable[Event]:
+        """Sessions (filler generated) and probes in order. Made once for the cells that
+        replay this scenario in this process, unless it is long: then generated afresh for
+        each, so that memory stays flat however long the history."""
+        if sum(e.filler.tokens for e in self.scenario.sessions
+               if isinstance(e, FillerSpec)) > SHARED_FILLER_TOKENS:
+            return iter_timeline(self.scenario)
         return _timeline(self.sha256, self.scenario)
 
 
@@ -68,6 +72,9 @@ def from_content(content: dict[str, Any], sha256: str, path: str | None) -> Load
     return LoadedScenario(scenario, path, sha256)
 
 
+#: Filler beyond this many tokens is generated anew for each cell rather than kept (a
+#: million tokens of timeline hold ~110 MB).
+SHARED_FILLER_TOKENS = 1_000_000
 _TIMELINES: dict[str, list[Event]] = {}
 _KEEP = 4  # cells run scenario by scenario: the few most recent are enough
 

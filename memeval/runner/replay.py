@@ -66,6 +66,8 @@ class CellReplay:
         except Exception as exc:
             broken = f"{stage}: {error_text(exc)}"
         remaining = set(wanted)
+        # only the turns a probe names are remembered: a long history holds millions
+        named = {tid for probe in self.ls.probes for tid in probe.evidence}
         for event in self.ls.timeline:
             if not remaining:
                 return  # nothing left to ask in this cell: skip the rest of the replay
@@ -77,7 +79,8 @@ class CellReplay:
                 for turn in event.turns:
                     self.said.add(turn.text)
                     tokens_seen += self.count(turn.text)
-                    turn_at[turn.id] = (sessions_seen, tokens_seen, turn.text)
+                    if turn.id in named:
+                        turn_at[turn.id] = (sessions_seen, tokens_seen, turn.text)
                     for fid in event.plants.get(turn.id, ()):
                         fact_at[fid] = (sessions_seen, tokens_seen)
                         self.fact_turns[fid] = turn.text

@@ -8,7 +8,9 @@ fact's answers, so it cannot answer a probe by accident.
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Iterable
+from functools import lru_cache
 
 from memeval.match import NeedleSet
 from memeval.protocols import Role
@@ -77,20 +79,38 @@ def _render(rng: random.Random, template: str) -> str:
     return text[0].upper() + text[1:]
 
 
+class FillerScreen:
+    """Which filler lines hold a planted answer, each distinct line checked once: the
+    templates say the same few thousand lines again and again, across every filler
+    entry of a scenario."""
+
+    def __init__(self, forbidden: Iterable[str] = ()):
+        self._needles = NeedleSet(forbidden)
+        self._allowed: dict[str, bool] = {}
+
+    def allows(self, text: str) -> bool:
+        if text not in self._allowed:
+            self._allowed[text] = not self._needles.found_in(text)
+        return self._allowed[text]
+
+
+@lru_cache(maxsize=1 << 16)
+def _tokens(text: str) -> int:
+    return count_tokens(text)
+
+
 def generate_filler(
-    sessions: int, tokens: int, seed: int, forbidden: Iterable[str] = ()
+    sessions: int, tokens: int, seed: int, forbidden: Iterable[str] | FillerScreen = ()
 ) -> list[list[tuple[Role, str]]]:
     """Generate `sessions` sessions of (role, text) turns totalling about `tokens` tokens.
 
     Sessions alternate user and assistant turns. The running total is kept
     on target across sessions, so the whole overshoots by at most one turn.
-    No turn contains any string in `forbidden` (matched as answers are).
+    No turn contains any string in `forbidden` (matched as answers are); a scenario's
+    filler entries share one `FillerScreen` of its answers.
     """
     rng = random.Random(seed)
-    banned = NeedleSet(forbidden)
-    # the templates say the same few thousand lines again and again: check and count each once
-    allowed: dict[str, bool] = {}
-    tokens_of: dict[str, int] = {}
+    screen = forbidden if isinstance(forbidden, FillerScreen) else FillerScreen(forbidden)
     out: list[list[tuple[Role, str]]] = []
     total = 0
     for index in range(sessions):
@@ -101,15 +121,11 @@ def generate_filler(
             templates = _USER if role == "user" else _ASSISTANT
             for _ in range(50):
                 text = _render(rng, rng.choice(templates))
-                if text not in allowed:
-                    allowed[text] = not banned.found_in(text)
-                if allowed[text]:
+                if screen.allows(text):
                     break
             else:  # every draw collided with an answer: say something neutral
                 text = "Okay." if role == "user" else "I see."
-            turns.append((role, text))
-            if text not in tokens_of:
-                tokens_of[text] = count_tokens(text)
-            total += tokens_of[text]
+            turns.append((role, sys.intern(text)))  # one copy of each line a long history repeats
+            total += _tokens(text)
         out.append(turns)
     return out

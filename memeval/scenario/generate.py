@@ -35,7 +35,13 @@ _SYLLABLES = ["zor", "bla", "vel", "mor", "tran", "quil", "dax", "ferr", "oon", 
               "sarn", "ith", "wex", "plon", "gav", "rud", "mel", "thor", "yss", "cal", "drev"]
 _SUFFIX = {"pet": ["", "o", "ix", "et"], "place": ["ford", "mere", "haven", " Vale", "wick"],
            "company": [" Works", " & Daughters", " Labs", " Bakery", " Freight"]}
-_USERS = ["avery", "blake", "casey", "devon", "emery", "finley", "harper", "jules"]
+# the first eight are the original users (same seed, same file); the rest let a long
+# history hold as many facts per token as a short one
+_USERS = ["avery", "blake", "casey", "devon", "emery", "finley", "harper", "jules", "kai",
+          "logan", "morgan", "noel", "oakley", "parker", "quinn", "reese", "riley", "rowan",
+          "sage", "sawyer", "skyler", "taylor", "tatum", "wren", "ari", "bailey", "cameron",
+          "dakota", "eden", "frankie", "hayden", "indigo", "jamie", "kendall", "lennon",
+          "marlowe", "nico", "peyton", "remy", "sasha"]
 _ACKS = ["Thanks for telling me, I'll remember that.", "Good to know!",
          "Noted. Anything else on your mind?", "That's a nice detail, thanks."]
 _SAYS = ["By the way, my {rel}'s {noun} is {value}.", "Oh, I should mention: my {rel}'s "

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from memeval.protocols import SessionInfo, Turn
-from memeval.scenario.filler import generate_filler
+from memeval.scenario.filler import FillerScreen, generate_filler
 from memeval.scenario.schema import FillerSpec, Probe, Scenario, SessionSpec
 
 
@@ -67,13 +68,16 @@ def probe_order(scenario: Scenario) -> list[Probe]:
 
 def build_timeline(scenario: Scenario) -> list[Event]:
     """Unroll sessions (filler generated) and place each probe after its session."""
-    answers = [a for fact in scenario.facts for a in fact.answers]
+    return list(iter_timeline(scenario))
+
+
+def iter_timeline(scenario: Scenario) -> Iterator[Event]:
+    """`build_timeline` one event at a time: a long history is never held whole."""
+    screen = FillerScreen(a for fact in scenario.facts for a in fact.answers)
     default_user = scenario.users[0]
     entries = scenario.sessions
     explicit_times = [e.time if isinstance(e, SessionSpec) else None for e in entries]
     probes_after = _probes_after(scenario)
-
-    events: list[Event] = []
     for i, entry in enumerate(entries):
         if isinstance(entry, SessionSpec):
             user = entry.user or default_user
@@ -84,25 +88,23 @@ def build_timeline(scenario: Scenario) -> list[Event]:
             )
             plants = {turn.id: tuple(t.plants) for turn, t in zip(turns, entry.turns, strict=True)
                       if t.plants}
-            events.append(TimelineSession(
+            yield TimelineSession(
                 SessionInfo(id=entry.id, user=user, time=entry.time, turn_count=len(turns)),
-                turns, plants))
+                turns, plants)
         else:
-            events.extend(_filler_sessions(i, entry, explicit_times, answers,
-                                           entry.filler.user or default_user))
-        events.extend(probes_after.get(i, []))
-    return events
+            yield from _filler_sessions(i, entry, explicit_times, screen,
+                                        entry.filler.user or default_user)
+        yield from probes_after.get(i, [])
 
 
 def _filler_sessions(index: int, entry: FillerSpec, times: list[datetime | None],
-                     answers: list[str], user: str) -> list[TimelineSession]:
+                     screen: FillerScreen, user: str) -> Iterator[TimelineSession]:
     params = entry.filler
     before = next((t for t in reversed(times[:index]) if t is not None), None)
     after = next((t for t in times[index + 1:] if t is not None), None)
     stamps = _filler_times(before, after, params.sessions)
-    out = []
     for k, (turn_texts, stamp) in enumerate(
-            zip(generate_filler(params.sessions, params.tokens, params.seed, answers), stamps,
+            zip(generate_filler(params.sessions, params.tokens, params.seed, screen), stamps,
                 strict=True)):
         sid = f"filler{index}.{k}"
         turns = tuple(
@@ -110,5 +112,4 @@ def _filler_sessions(index: int, entry: FillerSpec, times: list[datetime | None]
             for j, (role, text) in enumerate(turn_texts)
         )
         info = SessionInfo(id=sid, user=user, time=stamp, turn_count=len(turns))
-        out.append(TimelineSession(info, turns, {}, filler=True))
-    return out
+        yield TimelineSession(info, turns, {}, filler=True)

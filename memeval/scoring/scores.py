@@ -194,6 +194,15 @@ def memorization_ratio(control: list[ProbeRecord]) -> dict[str, Any] | None:
     return {**found, "probes": sorted(f"{r.scenario}/{r.probe}" for r, c in verdicts if c)}
 
 
+def scoring_view(record: ProbeRecord, parity: list[str] | None = None) -> ProbeRecord:
+    """`record` less what scoring does not read, for a driver that holds a long run's records
+    in memory: the recalled items (thousands of objects a probe for a keep-everything
+    backend) are read only by the retrieval parity scorer."""
+    if record.recall_items and "retrieval" not in (parity or []):
+        return record.model_copy(update={"recall_items": []})
+    return record
+
+
 def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None,
                    prices: PriceTable | None = None,
                    judge_checks: list[JudgeCheck] | None = None,

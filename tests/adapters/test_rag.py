@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from memeval.adapters.backends.rag import Rag
 from memeval.adapters.embedders.minilm import MiniLMEmbedder
 from memeval.protocols import CellContext, Query, SessionInfo, Turn
 from memeval.records import read_records
-from memeval.testing import assert_conforms
+from memeval.testing import HashEmbedder, assert_conforms
 from memeval.tokens import count_tokens
 
 from ..conftest import SCENARIOS
@@ -129,3 +130,134 @@ def test_rag_conforms(spec: str) -> None:
 def test_bad_chunk_option_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="chunk must be one of turn, session, window"):
         Rag(chunk="sentence")
+
+
+def _hash_rag(tmp_path: Path, persist: bool = False, **options: Any) -> Rag:
+    rag = Rag(persist=persist, embedder=HashEmbedder(), **options)
+    rag.bind(_ctx(tmp_path))
+    return rag
+
+
+def _say(rag: Rag, user: str, texts: list[str], session: str = "s") -> None:
+    for i, text in enumerate(texts):
+        rag.observe(Turn(id=f"{user}.{session}.t{i}", session_id=f"{user}.{session}", user=user,
+                         role="user", text=text))
+    rag.end_session(SessionInfo(id=f"{user}.{session}", user=user, turn_count=len(texts)))
+
+
+ANN = [f"Ann's note {i}: the blue kettle is in cupboard {i}." for i in range(7)]
+BOB = [f"Bob's note {i}: his bicycle is chained to post {i}." for i in range(5)]
+
+
+@pytest.mark.parametrize("persist", [False, True])
+def test_counts_and_footprint_follow_reset_across_users(persist: bool, tmp_path: Path) -> None:
+    rag = _hash_rag(tmp_path / "both", persist=persist, batch_size=3)
+    _say(rag, "ann", ANN)
+    _say(rag, "bob", BOB)
+    only_bob = _hash_rag(tmp_path / "bob", persist=persist, batch_size=3)
+    _say(only_bob, "bob", BOB)
+    only_ann = _hash_rag(tmp_path / "ann", persist=persist, batch_size=3)
+    _say(only_ann, "ann", ANN)
+    both, bob, ann = rag.footprint(), only_bob.footprint(), only_ann.footprint()
+    assert both.items == 12 and both.bytes == bob.bytes + ann.bytes
+    assert both.detail["text_bytes"] == bob.detail["text_bytes"] + ann.detail["text_bytes"]
+    rag.reset("ann")
+    after = rag.footprint()
+    assert (after.items, after.bytes) == (bob.items, bob.bytes) == (5, bob.bytes)
+    assert {k: v for k, v in after.detail.items() if k != "disk_bytes"} == \
+        {k: v for k, v in bob.detail.items() if k != "disk_bytes"}
+    if persist:
+        assert after.detail["disk_bytes"] > 0
+    assert rag.recall(Query(text="kettle cupboard", user="ann")).text == ""
+    assert len(rag.recall(Query(text="bicycle post", user="bob")).items) == 5
+    rag.reset("nobody")  # never seen: harmless
+    _say(rag, "ann", ANN[:2], session="again")  # a reset user starts a new store
+    assert rag.footprint().items == 7
+    assert [i.turn_id for i in rag.recall(Query(text="kettle", user="ann")).items] == \
+        ["ann.again.t0", "ann.again.t1"]
+    for backend in (rag, only_bob, only_ann):
+        backend.close()
+
+
+def test_a_query_never_surfaces_another_users_chunks(tmp_path: Path) -> None:
+    # the same words for everyone: only the user scope keeps them apart
+    users = ["ann", "bob@example.com", "Zoë Ünal", "x"]  # names a collection name could not hold
+    rag = _hash_rag(tmp_path, batch_size=4, top_k=3)
+    for turn in range(6):
+        for user in users:
+            rag.observe(Turn(id=f"{user}/t{turn}", session_id=f"{user}/s", user=user,
+                             role="user", text=f"the spare key is under stone {turn}"))
+    for user in users:  # some of every user's chunks are still waiting to be embedded
+        items = rag.recall(Query(text="where is the spare key", user=user)).items
+        assert len(items) == 3 and all(i.turn_id.startswith(f"{user}/") for i in items)
+    assert rag.footprint().items == 24
+    rag.close()
+
+
+def test_pending_chunks_of_other_users_are_kept_and_counted(tmp_path: Path) -> None:
+    class Batches(HashEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.batches: list[list[str]] = []
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            self.batches.append([t.split("'")[0] for t in texts])
+            return super().embed_documents(texts)
+
+    embedder = Batches()
+    rag = Rag(persist=False, batch_size=4, embedder=embedder)
+    rag.bind(_ctx(tmp_path))
+    for i in range(4):  # the users' sessions interleave
+        _say(rag, "ann", ANN[i:i + 1], session=f"s{i}")
+        _say(rag, "bob", BOB[i:i + 1], session=f"s{i}")
+    # one full batch each: every embedding call (and add) is one user's
+    assert embedder.batches == [["Ann"] * 4, ["Bob"] * 4]
+    _say(rag, "bob", BOB[4:], session="late")
+    assert len(rag.recall(Query(text="kettle", user="ann")).items) == 4  # bob's chunk waits
+    assert embedder.batches[2:] == []
+    assert rag.footprint().items == 9 and embedder.batches[2:] == [["Bob"]]
+    rag.close()
+
+
+def test_identical_chunks_tie_in_conversation_order(tmp_path: Path) -> None:
+    def recalled() -> list[str | None]:
+        rag = _hash_rag(tmp_path, batch_size=5, top_k=3)
+        # up to 2 * top_k copies are cut by ordinal; a larger tie is the index's pick
+        _say(rag, "ann", ["I like tea."] * 6 + ["Coffee is fine too."])
+        _say(rag, "bob", ["I like tea."] * 12)
+        found = [i.turn_id for i in rag.recall(Query(text="I like tea.", user="ann")).items]
+        rag.close()
+        return found
+
+    assert recalled() == recalled() == ["ann.s.t0", "ann.s.t1", "ann.s.t2"]
+
+
+def test_a_second_bind_starts_empty_and_frees_the_ephemeral_store(tmp_path: Path) -> None:
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.EphemeralClient(settings=Settings(anonymized_telemetry=False,
+                                                        allow_reset=True))
+    before = {c.name for c in client.list_collections()}
+    rag = _hash_rag(tmp_path)
+    _say(rag, "ann", ANN)
+    _say(rag, "bob", BOB)
+    assert rag.footprint().items == 12
+    assert len({c.name for c in client.list_collections()} - before) == 2  # one per user
+    rag.bind(_ctx(tmp_path))
+    assert rag.footprint().items == 0 and {c.name for c in client.list_collections()} == before
+    assert rag.recall(Query(text="kettle", user="ann")).text == ""
+    _say(rag, "ann", ANN[:1])
+    assert len(rag.recall(Query(text="kettle", user="ann")).items) == 1
+    rag.close()
+    rag.close()
+    assert {c.name for c in client.list_collections()} == before
+
+
+def test_rag_with_the_hash_embedder_conforms(tmp_path: Path) -> None:
+    assert_conforms(lambda: Rag(persist=False, embedder=HashEmbedder()))
+    with Rag(persist=False, embedder=HashEmbedder()) as rag:
+        rag.bind(_ctx(tmp_path))
+        _say(rag, "ann", ANN)
+        assert rag.recall(Query(text="kettle", user="ann")).items
+        assert rag.model_usage().input_tokens > 0  # the embedder's word count

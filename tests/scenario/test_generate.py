@@ -60,8 +60,8 @@ def test_a_generated_scenario_runs(tmp_path: Path) -> None:
 
 def test_bad_arguments_are_one_line_and_write_nothing(tmp_path: Path) -> None:
     out = tmp_path / "g.yaml"
-    result = CliRunner().invoke(app, ["generate", "--out", str(out), "--users", "20"])
-    assert result.exit_code == 2 and "--users must be between 1 and 8" in result.output
+    result = CliRunner().invoke(app, ["generate", "--out", str(out), "--users", "41"])
+    assert result.exit_code == 2 and "--users must be between 1 and 40" in result.output
     assert "Traceback" not in result.output and not out.exists()
     result = CliRunner().invoke(app, ["generate", "--out", str(out), "--updates", "1.5"])
     assert "--updates is a rate between 0 and 1" in result.output
