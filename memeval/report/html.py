@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from html import escape
@@ -10,6 +11,7 @@ from pathlib import Path
 from memeval.records import Manifest, ProbeRecord, read_manifest, read_records
 from memeval.report.svg import Series, bars, line_chart, scatter
 from memeval.scoring.model import CellScores, ProbeVerdict, Rate, Scores, Summary, read_scores
+from memeval.texts import INLINE_CHARS, block_id, split_blocks
 
 REPORT = "report.html"
 
@@ -27,7 +29,7 @@ details>summary{cursor:pointer}.filters{margin:8px 0;display:flex;gap:12px;align
 tr.hidden{display:none}.note{background:#fff8e5;padding:6px 10px;border-left:3px solid #e3b341}
 """
 
-SCRIPT = """
+SCRIPT = r"""
 (function(){
   var text=document.getElementById('f-text'), backend=document.getElementById('f-backend'),
       failed=document.getElementById('f-failed'), count=document.getElementById('f-count');
@@ -43,6 +45,28 @@ SCRIPT = """
   }
   text.addEventListener('input',apply);backend.addEventListener('change',apply);
   failed.addEventListener('change',apply);apply();
+  // long recalled texts are stored once, as blocks; a probe's text is joined when it is opened
+  var store=JSON.parse(document.getElementById('blocks').textContent);
+  function esc(s){return s.replace(/&/g,'&amp;').replace(/</g,'&lt;').replace(/>/g,'&gt;');}
+  function fill(pre){
+    var text=pre.getAttribute('data-blocks').split(' ').map(function(id){return store[id];}).join('');
+    var needles=JSON.parse(pre.getAttribute('data-needles')).filter(function(n){return n.trim();})
+      .sort(function(a,b){return b.length-a.length;});
+    var out='',at=0,m;
+    if(needles.length){
+      var re=new RegExp(needles.map(function(n){return n.replace(/[.*+?^${}()|[\]\\]/g,'\\$&');})
+        .join('|'),'gi');
+      while((m=re.exec(text))){
+        out+=esc(text.slice(at,m.index))+'<mark>'+esc(m[0])+'</mark>';at=m.index+m[0].length;
+      }
+    }
+    pre.innerHTML=out+esc(text.slice(at));pre.removeAttribute('data-blocks');
+  }
+  window.memevalFill=fill;
+  var folds=document.querySelectorAll('#probes details');
+  for(var k=0;k<folds.length;k++){folds[k].addEventListener('toggle',function(){
+    var pres=this.querySelectorAll('pre[data-blocks]');for(var j=0;j<pres.length;j++)fill(pres[j]);
+  });}
 })();
 """
 
@@ -195,8 +219,28 @@ def _verdict(r: ProbeRecord, v: ProbeVerdict) -> str:
     return '<span class="ok">correct</span>' if v.correct else '<span class="bad">wrong</span>'
 
 
-def _probe_rows(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVerdict]
-                ) -> str:
+def _recalled(text: str, needles: list[str], blocks: dict[str, str]) -> str:
+    """A probe's recalled text: short ones highlighted here; long ones as ids of blocks stored
+    once in the page (a keep-everything backend recalls nearly the same history at every
+    probe), joined and highlighted by the page's script when the probe is opened."""
+    if len(text) < INLINE_CHARS:
+        return f"<pre>{highlight(text, needles) or '(nothing)'}</pre>"
+    ids = []
+    for block in split_blocks(text):
+        ids.append(block_id(block))
+        blocks[ids[-1]] = block
+    return (f'<pre data-blocks="{" ".join(ids)}" data-needles="{escape(json.dumps(needles))}">'
+            "</pre>")
+
+
+def _blocks_script(blocks: dict[str, str]) -> str:
+    # JSON in a script element, with no "<" at all: no text can end it or open a comment
+    payload = json.dumps(blocks, ensure_ascii=False).replace("<", "\\u003c")
+    return f'<script type="application/json" id="blocks">{payload}</script>'
+
+
+def _probe_rows(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVerdict],
+                blocks: dict[str, str]) -> str:
     rows = []
     for r in records:
         v = verdicts[r.key]
@@ -209,8 +253,8 @@ def _probe_rows(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, 
             + (f"; <b>rejected</b>: {escape(', '.join(r.rejected))}" if r.rejected else "")
             + (f"; <b>forbidden</b>: {escape(', '.join(r.forbidden))}" if r.forbidden else "")
             + "</div>",
-            f"<div><b>Recalled</b> ({r.recall_tokens} tokens):</div>"
-            f"<pre>{highlight(r.recall_text, needles) or '(nothing)'}</pre>",
+            f"<div><b>Recalled</b> ({r.recall_tokens} tokens):</div>",
+            _recalled(r.recall_text, needles, blocks),
             f"<div><b>Answer</b>: {escape(r.answer or '')}</div>",
             f"<div><b>Judge</b>: {escape(r.judge.reply)}</div>" if r.judge else "",
             "<div><b>Memorized</b>: the reader answers this with no memory</div>" if v.memorized
@@ -231,6 +275,7 @@ def _probe_rows(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, 
 def render_report(manifest: Manifest, records: list[ProbeRecord], scores: Scores) -> str:
     """The report as one HTML string: nothing is loaded from anywhere else."""
     cells = scores.cells
+    blocks: dict[str, str] = {}
     backends = sorted({r.backend for r in records})
     options = "".join(f'<option value="{escape(b)}">{escape(b)}</option>' for b in backends)
     notes = "".join(f'<p class="note">Judge on {escape(c.label)}: {escape(c.judge.note)}</p>'
@@ -261,7 +306,8 @@ said otherwise; the control is the same reader with no memory at all.</p>{notes}
 <label><input id="f-failed" type="checkbox"> only failures</label><span id="f-count"></span></div>
 <table id="probes"><thead><tr><th class="l">scenario</th><th class="l">backend</th>
 <th class="l">kind</th><th class="l">probe</th><th>evidence</th><th class="l">verdict</th></tr></thead>
-<tbody>{_probe_rows(records, scores.verdict_map())}</tbody></table>
+<tbody>{_probe_rows(records, scores.verdict_map(), blocks)}</tbody></table>
+{_blocks_script(blocks)}
 <script>{SCRIPT}</script>
 </body></html>
 """

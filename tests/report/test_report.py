@@ -59,7 +59,7 @@ def test_run_writes_a_self_contained_report_with_text_escaped(tmp_path: Path) ->
                          backends=["full_context", "window:tokens=200"], reader="extractive",
                          out=tmp_path / "run")
     html = (result.run_dir / "report.html").read_text(encoding="utf-8")
-    assert html.count("<script") == 1  # ours only: every scenario text is escaped
+    assert html.count("<script") == 2  # ours only (the script, the text blocks): text is escaped
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<img src=x" not in html
     assert "<b>bold</b>" not in html
     assert not re.search(r'(src|href)="?(https?:)?//', html)  # nothing from the network
@@ -108,3 +108,48 @@ def test_plot_helpers_return_figures(tmp_path: Path) -> None:
     from memeval.report.plots import plot_retention
 
     assert plot_retention(result.scored, unit="tokens").axes
+
+
+def test_a_long_recalled_history_is_in_the_report_once(tmp_path: Path) -> None:
+    import json
+
+    result = memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["full_context"],
+                         reader="extractive", out=tmp_path / "run", control=False)
+    html = (result.run_dir / "report.html").read_text(encoding="utf-8")
+    store = json.loads(re.search(r'<script type="application/json" id="blocks">(.*?)</script>',
+                                 html, re.S)[1])
+    shown = re.findall(r'<pre data-blocks="([^"]+)"', html)
+    from memeval.records import read_records
+
+    records = [r for r in read_records(result.run_dir) if len(r.recall_text) >= 1024]
+    assert len(shown) == len(records) > 1
+    by_text = {r.recall_text for r in records}
+    assert {"".join(store[i] for i in ids.split()) for ids in shown} == by_text
+    # every probe recalls the history so far: stored once, it is about the longest one
+    assert sum(map(len, store.values())) < 2 * max(map(len, by_text))
+
+
+@pytest.mark.skipif(__import__("shutil").which("node") is None, reason="needs node")
+def test_the_page_script_highlights_as_the_report_does() -> None:
+    import json
+    import subprocess
+
+    from memeval.report.html import SCRIPT
+
+    text = "user: my dog <Zorblat> & zorblat moved to Porto.\n" * 40
+    needles = ["zorblat", "Porto", "", "a.b"]
+    stub = """
+    var el=function(){return {value:'',checked:false,textContent:'',addEventListener:function(){}};};
+    var document={getElementById:function(id){var e=el();
+        if(id==='blocks')e.textContent=JSON.stringify({b1:TEXT.slice(0,100),b2:TEXT.slice(100)});
+        return e;},
+      querySelectorAll:function(){return [];}};
+    var window={};
+    """.replace("TEXT", json.dumps(text))
+    pre = ("var attrs={'data-blocks':'b1 b2','data-needles':NEEDLES},pre={innerHTML:'',"
+           "getAttribute:function(k){return attrs[k];},removeAttribute:function(k){delete attrs[k];}};"
+           "window.memevalFill(pre);process.stdout.write(pre.innerHTML);"
+           ).replace("NEEDLES", json.dumps(json.dumps(needles)))
+    done = subprocess.run(["node", "-e", stub + SCRIPT + pre], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout == highlight(text, needles).replace("&#x27;", "'").replace("&quot;", '"')
