@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -114,6 +115,8 @@ class Rag(MemoryBackend):
         self._ready: dict[str, list[list[Turn]]] = defaultdict(list)
         # running totals, so recall and footprint never walk the stored chunks
         self._items: Counter[str] = Counter()  # user -> chunks stored
+        # user -> hash of an embedded text -> ids of the chunks holding it, oldest first
+        self._same: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         self._text_bytes: Counter[str] = Counter()  # user -> bytes of stored chunk text
         self._ordinal = 0
 
@@ -134,6 +137,7 @@ class Rag(MemoryBackend):
             self._client.delete_collection(collection.name)
         self._items.pop(scope, None)
         self._text_bytes.pop(scope, None)
+        self._same.pop(scope, None)
 
     def observe(self, turn: Turn) -> None:
         if self.chunk == "turn":
@@ -159,17 +163,20 @@ class Rag(MemoryBackend):
         if not chunks:
             return
         # embed what was said; dates and speakers only dilute the similarity
-        vectors = self.embedder.embed_documents(  # type: ignore[union-attr] # set by bind
-            ["\n".join(t.text for t in turns) for turns in chunks])
+        contents = ["\n".join(t.text for t in turns) for turns in chunks]
+        vectors = self.embedder.embed_documents(contents)  # type: ignore[union-attr] # set by bind
         self._dims = len(vectors[0])
         ids, texts, metas = [], [], []
-        for turns in chunks:
+        for turns, content in zip(chunks, contents, strict=True):
             self._ordinal += 1
             ids.append(f"{turns[0].id}~{self._ordinal}")
+            key = hashlib.blake2b(content.encode(), digest_size=8).hexdigest()
+            self._same[user][key].append(ids[-1])
             texts.append(render_turns(turns))
             metas.append({"user": user, "session": turns[0].session_id, "role": turns[0].role,
                           "time": turns[0].time.isoformat() if turns[0].time else "",
-                          "turns": ",".join(t.id for t in turns), "ordinal": self._ordinal})
+                          "turns": ",".join(t.id for t in turns), "ordinal": self._ordinal,
+                          "content": key})
         self._items[user] += len(texts)
         self._text_bytes[user] += sum(len(text.encode()) for text in texts)
         # Store in the background while the next batch is embedded; _settle() waits, so only
@@ -203,8 +210,8 @@ class Rag(MemoryBackend):
         found = self._collections[query.user].query(
             query_embeddings=[self.embedder.embed_query(query.text)],  # type: ignore[union-attr] # bind
             n_results=min(2 * want, stored), include=["documents", "metadatas", "distances"])
-        hits = sorted(zip(found["documents"][0], found["metadatas"][0], found["distances"][0],
-                          strict=True), key=lambda h: (round(h[2], 6), h[1]["ordinal"]))[:want]
+        hits = sorted(self._earliest(query.user, found),
+                      key=lambda h: (round(h[2], 6), h[1]["ordinal"]))[:want]
         if self.budget is not None:
             kept, used = [], 0
             for hit in hits:
@@ -218,6 +225,31 @@ class Rag(MemoryBackend):
         return Recall(text="\n".join(doc for doc, _, _ in hits), items=tuple(
             RecallItem(text=doc, turn_id=str(meta["turns"]), score=round(1 - dist, 6))
             for doc, meta, dist in hits))
+
+    def _earliest(self, user: str, found: Any) -> list[tuple[str, Any, float]]:
+        """The hits, each chunk of a repeated text replaced by the earliest chunks that hold it.
+
+        Identical texts (repeated filler) have one embedding and tie, and the index returns
+        any of them at random: without this the same conversation would recall other
+        chunks (other dates) from one run to the next.
+        """
+        hits = list(zip(found["ids"][0], found["documents"][0], found["metadatas"][0],
+                        found["distances"][0], strict=True))
+        taken: Counter[str] = Counter()
+        chosen = []
+        for _, _, meta, dist in hits:
+            key = str(meta.get("content", ""))
+            same = self._same[user].get(key, [])
+            if taken[key] < len(same):
+                chosen.append((same[taken[key]], dist))
+                taken[key] += 1
+        have = {cid: (doc, meta) for cid, doc, meta, _ in hits}
+        missing = [cid for cid, _ in chosen if cid not in have]
+        if missing:
+            got = self._collections[user].get(ids=missing, include=["documents", "metadatas"])
+            have.update(zip(got["ids"], zip(got["documents"], got["metadatas"], strict=True),
+                            strict=True))
+        return [(*have[cid], dist) for cid, dist in chosen]
 
     def footprint(self) -> Footprint:
         for user in list(self._ready):

@@ -222,14 +222,14 @@ def test_pending_chunks_of_other_users_are_kept_and_counted(tmp_path: Path) -> N
 def test_identical_chunks_tie_in_conversation_order(tmp_path: Path) -> None:
     def recalled() -> list[str | None]:
         rag = _hash_rag(tmp_path, batch_size=5, top_k=3)
-        # up to 2 * top_k copies are cut by ordinal; a larger tie is the index's pick
-        _say(rag, "ann", ["I like tea."] * 6 + ["Coffee is fine too."])
+        # far more copies than the index is asked for: still the earliest, every time
+        _say(rag, "ann", ["Coffee is fine too."] + ["I like tea."] * 60)
         _say(rag, "bob", ["I like tea."] * 12)
         found = [i.turn_id for i in rag.recall(Query(text="I like tea.", user="ann")).items]
         rag.close()
         return found
 
-    assert recalled() == recalled() == ["ann.s.t0", "ann.s.t1", "ann.s.t2"]
+    assert recalled() == recalled() == recalled() == ["ann.s.t1", "ann.s.t2", "ann.s.t3"]
 
 
 def test_a_second_bind_starts_empty_and_frees_the_ephemeral_store(tmp_path: Path) -> None:
