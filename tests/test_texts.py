@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("hypothesis", reason="a dev dependency: pip install -e '.[dev]'")
+
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("langchain_core", reason="the langchain extra: pip install 'memeval[langchain]'")
+pytest.importorskip("langgraph", reason="the langchain extra: pip install 'memeval[langchain]'")
+
 from langchain_core.vectorstores import InMemoryVectorStore
 from langgraph.store.memory import InMemoryStore
 

@@ -11,6 +11,10 @@ import os
 import random
 from pathlib import Path
 
+import pytest
+
+pytest.importorskip("hypothesis", reason="a dev dependency: pip install -e '.[dev]'")
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("hypothesis", reason="a dev dependency: pip install -e '.[dev]'")
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
