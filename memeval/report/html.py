@@ -90,9 +90,11 @@ def fmt_bytes(n: float | None) -> str:
 
 
 def _ms(stat: Summary) -> str:
+    """p50 / p95 / p99 in milliseconds; p99 a dash in scores written before it was kept."""
     if stat.p50 is None or stat.p95 is None:
         return "–"
-    return f"{stat.p50 * 1000:.1f} / {stat.p95 * 1000:.1f}"
+    p99 = "–" if stat.p99 is None else f"{stat.p99 * 1000:.1f}"
+    return f"{stat.p50 * 1000:.1f} / {stat.p95 * 1000:.1f} / {p99}"
 
 
 def pareto(points: Sequence[tuple[str, float, float]]) -> list[str]:
@@ -118,8 +120,8 @@ def highlight(text: str, needles: Sequence[str]) -> str:
 def _summary(cells: list[CellScores]) -> str:
     head = ("backend · reader", "probes", "evidence retention", "answer retention",
             "recalled tok/probe", "reader in tok/probe", "footprint (max)", "peak RSS",
-            "recall ms p50/p95", "observe ms p50/p95", "leak violations", "memorization (control)",
-            "errors")
+            "recall ms p50/p95/p99", "observe ms p50/p95/p99", "leak violations",
+            "memorization (control)", "errors")
     rows = []
     for c in cells:
         rows.append("<tr>" + "".join([

@@ -45,12 +45,14 @@ class Memorization(Rate):
 
 
 class Summary(_Score):
-    """n, mean, p50, p95 and total of a list of numbers (None where there are none)."""
+    """n, mean, p50, p95, p99 and total of a list of numbers (None where there are none)."""
 
     n: int
     mean: float | None
     p50: float | None
     p95: float | None
+    p99: float | None = Field(None, description="None in scores.json files written before "
+                              "memeval computed it; `memeval score` adds it.")
     total: float
 
 

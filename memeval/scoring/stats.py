@@ -31,7 +31,8 @@ def rate(values: Sequence[float]) -> dict[str, Any] | None:
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear-interpolated percentile, q in [0, 100]."""
+    """Linear-interpolated percentile, q in [0, 100]: the value at rank (n - 1) * q / 100 of the
+    sorted values, interpolated between its two neighbours (numpy's default, "linear")."""
     if not values:
         return None
     ordered = sorted(values)
@@ -42,12 +43,13 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def summary(values: Sequence[float]) -> dict[str, Any]:
-    """n, mean, p50, p95 and total of a list of numbers."""
+    """n, mean, p50, p95, p99 and total of a list of numbers."""
     return {
         "n": len(values),
         "mean": round(sum(values) / len(values), DIGITS) if values else None,
         "p50": percentile(values, 50),
         "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
         "total": round(float(sum(values)), DIGITS),
     }
 

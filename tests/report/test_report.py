@@ -69,6 +69,13 @@ def test_run_writes_a_self_contained_report_with_text_escaped(tmp_path: Path) ->
     assert "<mark>" in html  # the evidence is highlighted in the recalled context
     for cell in ("full_context", "window:tokens=200", "no_memory"):
         assert f">{cell} · extractive" in html
+    # recall and observe latency cells: p50 / p95 / p99 in ms, never falling
+    assert "recall ms p50/p95/p99" in html and "observe ms p50/p95/p99" in html
+    summary = html[html.index('<table id="summary">'):]
+    summary = summary[:summary.index("</table>")]
+    cells = re.findall(r"<td>(\d+\.\d) / (\d+\.\d) / (\d+\.\d)</td>", summary)
+    assert len(cells) == 2 * 3  # recall and observe, for the three cells
+    assert all(float(p50) <= float(p95) <= float(p99) for p50, p95, p99 in cells)
 
 
 def test_report_and_compare_commands(tmp_path: Path) -> None:
