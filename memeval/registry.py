@@ -27,6 +27,7 @@ BUILTIN = {
     "oracle": "memeval.adapters.backends.oracle:Oracle",
     "window": "memeval.adapters.backends.window:Window",
     "rag": "memeval.adapters.backends.rag:Rag",
+    "bm25": "memeval.adapters.backends.bm25:Bm25",
     "langchain": "memeval.adapters.backends.langchain:LangChain",
     "summary": "memeval.adapters.backends.summary:Summary",
     "hybrid": "memeval.adapters.backends.hybrid:Hybrid",

@@ -10,7 +10,7 @@ from memeval.registry import known_adapters
 
 from .conftest import SCENARIOS
 
-BACKENDS = ["full_context", "no_memory", "oracle", "window", "rag", "summary", "hybrid",
+BACKENDS = ["full_context", "no_memory", "oracle", "window", "rag", "bm25", "summary", "hybrid",
             "langchain", "langchain:store=langgraph", "mem0"]
 
 

@@ -110,13 +110,14 @@ def run_cell_task(cell_json: str, server: Any) -> list[str]:
     folder of the worker's own (the driver's run directory may not exist there)."""
     import tempfile
 
-    from memeval.runner.cell import CellRuntime, iter_cell
+    from memeval.runner.cell import CellRuntime, few_collections, iter_cell
 
     cell = Cell.model_validate_json(cell_json)
     runtime = CellRuntime.for_cell(cell, cache=RemoteCache(server) if server is not None else None)
     with tempfile.TemporaryDirectory(prefix="memeval-cell-") as workdir:
         here = cell.model_copy(update={"workdir": workdir})
-        return [record.model_dump_json() for record in iter_cell(here, runtime)]
+        with few_collections():
+            return [record.model_dump_json() for record in iter_cell(here, runtime)]
 
 
 def run_on_ray(cells: list[Cell], options: RayOptions, cache_path: Path | None

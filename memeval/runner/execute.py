@@ -26,7 +26,7 @@ from memeval.records import (
     rewrite_records,
     write_json_atomic,
 )
-from memeval.runner.cell import iter_cell
+from memeval.runner.cell import few_collections, iter_cell
 from memeval.runner.cluster import run_on_ray
 from memeval.runner.extras import check_judge
 from memeval.runner.plan import RunPlan
@@ -41,7 +41,7 @@ ProgressHook = Callable[[str, int], None]
 def execute(plan: RunPlan, command: list[str] | None = None,
             progress: ProgressHook | None = None) -> Scores:
     """Run every cell of `plan`, writing records, manifest and scores; return the scores."""
-    with RunLock(plan.out):
+    with RunLock(plan.out), few_collections():
         return _execute(plan, command, progress)
 
 
