@@ -5,8 +5,9 @@
 Generates one scenario per size (`memeval generate --tokens T --facts T/2000 --sessions
 T/500 --users U --seed 7`; U = 4, or one user per 150 facts past 1.2M tokens) and runs
 each backend on it with the model-free extractive reader (no control, no call cache, no
-report), each run in a fresh process after a small warm-up run. Prints per run: ms/turn
-(wall and CPU, the whole run: load, replay, answers, scoring), recall p50/p95,
+report), each run in a fresh process after a small warm-up run (a run under 10 s is
+timed three times, the fastest kept). Prints per run: ms/turn (wall and CPU, the whole
+run: load, replay, answers, scoring), recall p50/p95,
 peak RSS, bytes written (records and text blocks); then, per backend, the slope of CPU
 ms/turn against size on a log-log fit (0: flat; 1: cost per turn grows with the history).
 Also one run of full_context under a 1M-token reader (the extractive reader's window) at
@@ -75,9 +76,16 @@ def run_one(scenario: Path, backend: str, out: Path) -> dict[str, float]:
     # a first small run pays for the imports and the tokenizer: the figures are per turn
     memeval.run(generate(20_000, out.parent), backends=[spec], out=out.with_name(out.name + "-warm"),
                 **options)
-    wall, cpu = time.perf_counter(), time.process_time()
-    memeval.run(scenario, backends=[spec], out=out, **options)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    # a run under 10 s is timed three times and the fastest kept: a 0.3 s run is mostly noise
+    best = (math.inf, math.inf)
+    for attempt in range(3):
+        if attempt and best[1] >= 10:
+            break
+        done = out if attempt == 0 else out.with_name(f"{out.name}-again{attempt}")
+        wall, cpu = time.perf_counter(), time.process_time()
+        memeval.run(scenario, backends=[spec], out=done, **options)
+        best = min(best, (time.process_time() - cpu, time.perf_counter() - wall))
+    cpu, wall = best
     # VmHWM, not ru_maxrss: a forked child inherits its parent's ru_maxrss
     status = Path("/proc/self/status").read_text()
     peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))

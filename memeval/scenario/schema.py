@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     StringConstraints,
     Tag,
     model_validator,
@@ -195,9 +196,15 @@ class Scenario(_Strict):
     sessions: list[SessionEntry] = Field(min_length=1)
     probes: list[Probe] = Field(min_length=1)
 
+    _facts: dict[str, Fact] | None = PrivateAttr(None)
+
     def fact(self, fact_id: str) -> Fact:
         """The fact with this id."""
-        return next(f for f in self.facts if f.id == fact_id)
+        if self._facts is None:  # asked once per probe and per fact: a scan would be quadratic
+            self._facts = {}
+            for f in self.facts:
+                self._facts.setdefault(f.id, f)  # the first of a duplicate, as a scan finds
+        return self._facts[fact_id]
 
     def accepted_answers(self, probe: Probe) -> list[list[str]]:
         """Accepted answers as groups: the answer must match one of each group."""
