@@ -8,10 +8,8 @@ directory. From a shell: `python -m memeval.runner CELL.json > records.jsonl`.
 
 from __future__ import annotations
 
-import gc
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from memeval.records import Cell, ProbeRecord
 from memeval.registry import build_backend, build_reader
 from memeval.runner.extras import expose, judge_records, measure_ess
 from memeval.runner.loading import from_content
+from memeval.runner.memory import few_collections
 from memeval.runner.replay import CellReplay, PendingProbe
 from memeval.runner.service import CachedReader, CallPolicy, ReaderService, TokenCounter
 
@@ -114,20 +113,6 @@ def execute_cell(cell: Cell, runtime: CellRuntime | None = None) -> list[ProbeRe
     """Run `cell` alone and return its records (one per probe it names)."""
     with few_collections():
         return list(iter_cell(cell, runtime))
-
-
-@contextmanager
-def few_collections() -> Iterator[None]:
-    """Run the cyclic garbage collector every 100,000 allocations instead of 700, until the
-    block ends. A replay makes millions of small objects that live until its end, and the
-    collector would scan them again and again: a fifth of a 1M-token run's CPU, growing
-    with the history. Reference counting still frees everything that is not a cycle."""
-    before = gc.get_threshold()
-    gc.set_threshold(100_000, 50, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 def _build(rt: CellRuntime, cell: Cell) -> MemoryBackend:

@@ -110,7 +110,8 @@ def run_cell_task(cell_json: str, server: Any) -> list[str]:
     folder of the worker's own (the driver's run directory may not exist there)."""
     import tempfile
 
-    from memeval.runner.cell import CellRuntime, few_collections, iter_cell
+    from memeval.runner.cell import CellRuntime, iter_cell
+    from memeval.runner.memory import few_collections
 
     cell = Cell.model_validate_json(cell_json)
     runtime = CellRuntime.for_cell(cell, cache=RemoteCache(server) if server is not None else None)

@@ -26,9 +26,10 @@ from memeval.records import (
     rewrite_records,
     write_json_atomic,
 )
-from memeval.runner.cell import few_collections, iter_cell
+from memeval.runner.cell import iter_cell
 from memeval.runner.cluster import run_on_ray
 from memeval.runner.extras import check_judge
+from memeval.runner.memory import few_collections
 from memeval.runner.plan import RunPlan
 from memeval.runner.service import CallPolicy, ReaderService, TokenCounter
 from memeval.scoring.model import Scores, dump_scores

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from memeval.errors import MemevalError
+from memeval.runner.memory import few_collections
 from memeval.scenario.schema import FillerSpec, Probe, Scenario
 from memeval.scenario.timeline import Event, build_timeline, iter_timeline, probe_order
 from memeval.scenario.validate import load_scenario, scenario_files
@@ -44,13 +45,14 @@ def scenario_sha256(scenario: Scenario) -> str:
 def load_scenarios(scenarios: Iterable[str | Path | Scenario]) -> list[LoadedScenario]:
     """Accept paths (files or folders) and Scenario objects; ids must be unique."""
     loaded: list[LoadedScenario] = []
-    for item in scenarios:
-        if isinstance(item, Scenario):
-            loaded.append(LoadedScenario(item, None, scenario_sha256(item)))
-            continue
-        for file in scenario_files([item]):
-            s = load_scenario(file)
-            loaded.append(LoadedScenario(s, str(file), scenario_sha256(s)))
+    with few_collections():  # a long scenario is a million small objects
+        for item in scenarios:
+            if isinstance(item, Scenario):
+                loaded.append(LoadedScenario(item, None, scenario_sha256(item)))
+                continue
+            for file in scenario_files([item]):
+                s = load_scenario(file)
+                loaded.append(LoadedScenario(s, str(file), scenario_sha256(s)))
     if not loaded:
         raise MemevalError("no scenarios given (pass .yaml files or folders that hold them)")
     seen: dict[str, str | None] = {}
