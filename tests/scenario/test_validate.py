@@ -1,4 +1,4 @@
-"""Every authoring mistake of DESIGN §5 is reported at its line with a fix."""
+"""Every authoring mistake the scenario format names is reported at its line with a fix."""
 
 from __future__ import annotations
 
