@@ -313,8 +313,9 @@ def _parse_record(line: bytes, blocks: dict[str, str], where: str) -> ProbeRecor
         if isinstance(text, dict):
             data["recall_text"] = join_blocks(text.get("blocks", []), blocks, where)
         if isinstance(items, dict):
+            # "\n" only: JSON leaves U+2028 and U+0085 as they are, and splitlines splits there
             data["recall_items"] = [json.loads(item) for item in join_blocks(
-                items.get("blocks", []), blocks, where).splitlines()]
+                items.get("blocks", []), blocks, where).split("\n") if item]
     return ProbeRecord.model_validate(data)
 
 

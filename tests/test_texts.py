@@ -49,6 +49,14 @@ def test_a_history_recalled_at_every_probe_is_stored_about_once(tmp_path: Path) 
     assert read_records(tmp_path) == records[:10]
 
 
+def test_texts_with_unusual_line_breaks_read_back_whole(tmp_path: Path) -> None:
+    odd = [(f"t{i}", f"user: line {i} with \u2028, \x85 and \r\n inside") for i in range(60)]
+    writer = RecordWriter(tmp_path)
+    writer.write(_record("p", odd))
+    writer.close()
+    assert read_blocks(tmp_path) and read_records(tmp_path) == [_record("p", odd)]
+
+
 def test_short_texts_stay_in_the_record(tmp_path: Path) -> None:
     with_short = _record("p", [("t0", "user: hi")])
     writer = RecordWriter(tmp_path)
