@@ -274,6 +274,18 @@ def _probe_rows(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, 
     return "".join(rows)
 
 
+def _partial(manifest: Manifest, records: list[ProbeRecord]) -> str:
+    """A warning when the run recorded fewer probes than it planned (it was stopped)."""
+    planned = sum(s.probes for s in manifest.scenarios) * len(manifest.backends)
+    recorded = len({r.key for r in records})
+    if recorded >= planned:
+        return ""
+    return (f'<p class="note" id="partial"><b>Partial run</b>: {recorded:,} of {planned:,} '
+            "probes recorded; every figure here covers only those. Continue it with "
+            f"<code>memeval run … --out {escape(str(manifest.config.out or 'RUN_DIR'))} "
+            "--resume</code>.</p>\n")
+
+
 def render_report(manifest: Manifest, records: list[ProbeRecord], scores: Scores) -> str:
     """The report as one HTML string: nothing is loaded from anywhere else."""
     cells = scores.cells
@@ -291,7 +303,7 @@ def render_report(manifest: Manifest, records: list[ProbeRecord], scores: Scores
 <h1>memeval report</h1>
 <p>Reader <b>{escape(manifest.reader)}</b> · scenarios {scenarios} · seed {manifest.config.seed}
  · created {escape(manifest.created)} · memeval {escape(manifest.memeval_version)}</p>
-<h2>Summary</h2>
+{_partial(manifest, records)}<h2>Summary</h2>
 {_summary(cells)}
 <p class="muted">Rates: value [95% Wilson interval] n. Memory and tokens are per probe unless
 said otherwise; the control is the same reader with no memory at all.</p>{notes}

@@ -160,3 +160,19 @@ def test_the_page_script_highlights_as_the_report_does() -> None:
     done = subprocess.run(["node", "-e", stub + SCRIPT + pre], capture_output=True, text=True,
                           check=True)
     assert done.stdout == highlight(text, needles).replace("&#x27;", "'").replace("&quot;", '"')
+
+
+def test_a_partial_run_says_so_in_its_report(tmp_path: Path) -> None:
+    from memeval.records import RECORDS
+    from memeval.report import write_report
+
+    result = memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["oracle"],
+                         reader="extractive", out=tmp_path / "run")
+    whole = (result.run_dir / "report.html").read_text(encoding="utf-8")
+    assert 'id="partial"' not in whole
+    planned = len((result.run_dir / RECORDS).read_text().splitlines())
+    lines = (result.run_dir / RECORDS).read_text().splitlines(keepends=True)
+    (result.run_dir / RECORDS).write_text("".join(lines[:3]))  # stopped after three probes
+    html = write_report(result.run_dir).read_text(encoding="utf-8")
+    assert f"<b>Partial run</b>: 3 of {planned} probes recorded" in html
+    assert "--resume" in html
