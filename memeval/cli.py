@@ -1,4 +1,9 @@
-"""The `memeval` command line: run, validate, score, schema."""
+"""The `memeval` command line: run, validate, score, schema.
+
+One module on purpose: every command, the results table and the two progress displays
+(a live bar in a terminal, plain lines elsewhere) are the presentation layer, the top
+floor, and share one console; what they show is computed below them.
+"""
 
 from __future__ import annotations
 

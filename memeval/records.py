@@ -1,10 +1,13 @@
 """What a run writes, and how it is described: records, the manifest, run options, cells.
 
-This is the bottom of the run's stack: it imports nothing above `protocols`.
+This is the bottom of the run's stack: it imports nothing above `protocols` and `texts`.
 A `ProbeRecord` holds measurements only; whether an answer is correct,
 memorized or a violation is decided at score time (`memeval.scoring`).
 A `Cell` (one scenario × backend × reader under a `RunConfig`) is plain JSON,
 so it can run in a fresh process or on another machine.
+
+Over 400 lines on purpose: the record types and the run directory's I/O (records in
+groups, text blocks joined back, the lock) change together whenever the format does.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""Load scenario files and report every authoring mistake with file:line:col and a fix."""
+"""Load scenario files and report every authoring mistake with file:line:col and a fix.
+
+One module on purpose: the schema messages, the salvage of valid items from a file that
+fails as a whole, and the cross-reference rules together make the one-pass report (every
+problem of a file, sorted, without cascades); split apart, each would need the others'
+positions and broken-item sets.
+"""
 
 from __future__ import annotations
 
