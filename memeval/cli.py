@@ -242,6 +242,7 @@ def run(
     judge: Annotated[str | None, typer.Option(help=_help("judge"))] = None,
     report: Annotated[bool, typer.Option(help=_help("report"))] = True,
     parity: Annotated[list[str] | None, typer.Option(help=_help("parity") + " Repeatable.")] = None,
+    retrieval_k: Annotated[str, typer.Option(help=_help("retrieval_k"))] = "1,3,5,10",
     executor: Annotated[str, typer.Option(help=_help("executor"))] = "local",
     max_error_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help=_help("max_error_rate"))
                               ] = 0.0,
@@ -312,6 +313,15 @@ def validate(
     err.print(f"{files} scenario file(s) OK")
 
 
+def _retrieval_k(text: str) -> list[int]:
+    from pydantic import ValidationError
+
+    try:
+        return RunConfig(retrieval_k=text).retrieval_k  # its validator reads the text
+    except ValidationError as exc:
+        raise MemevalError(f"--retrieval-k {text}: {exc.errors()[0]['msg']}") from None
+
+
 @app.command()
 def score(
     run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
@@ -319,6 +329,8 @@ def score(
         help="Price table (YAML/JSON); kept in the run directory for later re-scoring.")] = None,
     parity: Annotated[list[str] | None, typer.Option(
         help="Benchmark-parity scorers (default: those the run was given).")] = None,
+    retrieval_k: Annotated[str | None, typer.Option(
+        help="The k of the retrieval metrics, e.g. 1,3,5,10 (default: the run's).")] = None,
 ) -> None:
     """Recompute scores.json from records.jsonl alone (no model is called)."""
     from memeval.records import (
@@ -339,6 +351,7 @@ def score(
         if not records:
             raise MemevalError(f"{run_dir}: no records to score")
         table = load_prices(prices) if prices else read_prices(run_dir)
+        ks = manifest.config.retrieval_k if retrieval_k is None else _retrieval_k(retrieval_k)
     except MemevalError as exc:
         raise _fail(exc) from None
     if prices and table is not None:
@@ -350,7 +363,7 @@ def score(
         raise _fail(MemevalError(f"unknown parity scorer '{unknown[0]}' (known: "
                                  f"{', '.join(PARITY)})"))
     scores = compute_scores(records, manifest.backends, table, read_judge_checks(run_dir),
-                            parity if parity is not None else manifest.config.parity)
+                            parity if parity is not None else manifest.config.parity, ks)
     write_json_atomic(run_dir / SCORES, dump_scores(scores))
     console.print(results_table(scores, f"memeval score · {run_dir}"))
     print_notes(scores)

@@ -58,11 +58,17 @@ class Query(_Frozen):
 
 
 class RecallItem(_Frozen):
-    """One stored item a recall drew on."""
+    """One stored item a recall drew on.
+
+    `turn_id` may name several turns, comma-separated (a chunk); `session_id` then names
+    their sessions in the same way. `score`: higher is better (retrieval metrics rank by it).
+    """
 
     text: str
     turn_id: str | None = None
     score: float | None = None
+    session_id: str | None = Field(None, description="The session of each turn in `turn_id`; "
+                                   "filled in by the runner when the backend leaves it out.")
 
 
 class Recall(_Frozen):

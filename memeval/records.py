@@ -18,7 +18,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from memeval.errors import MemevalError
 from memeval.protocols import Footprint, MemoryBackend, Reader, RecallItem, Usage
@@ -57,6 +65,8 @@ class EvidenceTurn(_Record):
     text: str
     sessions_ago: int
     tokens_ago: int
+    session: str | None = Field(None, description="The session that holds it (None in runs "
+                                "made before memeval recorded it).")
 
 
 class CanaryExposure(_Record):
@@ -187,12 +197,28 @@ class RunConfig(BaseModel):
     report: bool = Field(True, description="Write report.html beside the records.")
     parity: list[str] = Field(default_factory=list, description="Benchmark-parity scorers: "
                               "token_f1 (LoCoMo), retrieval (LongMemEval recall@k, NDCG@k).")
+    retrieval_k: list[int] = Field(default_factory=lambda: [1, 3, 5, 10], description="The k "
+                                   "of the retrieval metrics (recall@k, NDCG@k ...), e.g. "
+                                   "1,3,5,10.")
     max_error_rate: float = Field(0.0, ge=0.0, le=1.0, description="`memeval run` exits 1 "
                                   "when a larger share of probes failed (default: any failure); "
                                   "the table is printed either way.")
     executor: str = Field("local", description="Where cells run: local (one after another in "
                           "this process) or ray[:address=auto|ray://host:port,num_cpus=N,"
                           "num_gpus=N,memory=BYTES] (each cell a Ray task).")
+
+    @field_validator("retrieval_k", mode="before")
+    @classmethod
+    def _k_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # the command line's "1,3,5,10"
+            try:
+                value = [int(k) for k in value.split(",") if k.strip()]
+            except ValueError:
+                raise ValueError("write whole numbers separated by commas, e.g. 1,3,5,10") from None
+        if isinstance(value, list) and (not value or any(
+                not isinstance(k, int) or k < 1 for k in value)):
+            raise ValueError("give at least one k, each 1 or more, e.g. 1,3,5,10")
+        return value
 
     @classmethod
     def describe(cls) -> str:

@@ -76,7 +76,7 @@ def _execute(plan: RunPlan, command: list[str] | None, progress: ProgressHook | 
     policy = CallPolicy(max_concurrency=config.max_concurrency, retries=config.retries)
     checks = (check_judge(ReaderService(plan.judge.reader, cache, policy), out)
               if plan.judge else None)
-    records = [scoring_view(r, config.parity) for r in kept]  # scored from memory
+    records = [scoring_view(r, config.parity, config.retrieval_k) for r in kept]  # scored from memory
     writer = RecordWriter(out)
     try:
         if plan.ray is None:  # local: one cell after another, each record written as it comes
@@ -86,7 +86,7 @@ def _execute(plan: RunPlan, command: list[str] | None, progress: ProgressHook | 
                     progress(cell.name, 0)
                 for record in iter_cell(cell, plan.runtime(cell, cache, count)):
                     writer.write(record)
-                    records.append(scoring_view(record, config.parity))
+                    records.append(scoring_view(record, config.parity, config.retrieval_k))
                     if progress:
                         progress("", 1)
                 writer.commit()
@@ -94,11 +94,12 @@ def _execute(plan: RunPlan, command: list[str] | None, progress: ProgressHook | 
             for cell, done in run_on_ray(cells, plan.ray, cache.path if cache else None):
                 writer.write_many(done)
                 writer.commit()
-                records += [scoring_view(r, config.parity) for r in done]
+                records += [scoring_view(r, config.parity, config.retrieval_k) for r in done]
                 if progress:
                     progress(cell.name, len(done))
     finally:
         writer.close()
-    scores = compute_scores(records, manifest.backends, prices, checks, config.parity)
+    scores = compute_scores(records, manifest.backends, prices, checks, config.parity,
+                            config.retrieval_k)
     write_json_atomic(out / SCORES, dump_scores(scores))
     return scores

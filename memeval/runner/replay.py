@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from memeval.protocols import CellContext, MemoryBackend, Query
+from memeval.protocols import CellContext, MemoryBackend, Query, RecallItem
 from memeval.records import EvidenceTurn, ExpectedFact, ProbeRecord
 from memeval.runner.loading import LoadedScenario
 from memeval.runner.service import error_text
 from memeval.scenario.schema import Probe
-from memeval.scenario.timeline import TimelineSession
+from memeval.scenario.timeline import TimelineSession, turn_sessions
 from memeval.scoring.verbatim import Conversation
 
 
@@ -47,6 +47,7 @@ class CellReplay:
         self.ess = ess
         self.session_starts: list[str] = []
         self.fact_turns: dict[str, str] = {}
+        self.session_of = turn_sessions(ls.scenario)
 
     def replay(self, wanted: set[str]) -> Iterable[PendingProbe]:
         s = self.ls.scenario
@@ -104,7 +105,8 @@ class CellReplay:
                 recall = backend.recall(Query(text=probe.question, user=record.user,
                                               time=probe.time, probe_id=probe.id))
                 record.recall_s = round(time.perf_counter() - start, 6)
-                record.recall_text, record.recall_items = recall.text, list(recall.items)
+                record.recall_text = recall.text
+                record.recall_items = [self._with_session(item) for item in recall.items]
                 record.recall_tokens = self.count(recall.text)
                 record.footprint = backend.footprint()
                 record.backend_usage = backend.model_usage()
@@ -116,6 +118,15 @@ class CellReplay:
                         if (f := s.fact(fid)).canary is not None]
             marks = self._marks(record.recall_text) if self.ess else []
             yield PendingProbe(record, record.recall_text, self.said, said_words, canaries, marks)
+
+    def _with_session(self, item: RecallItem) -> RecallItem:
+        """`item` with the sessions of its turns, for session-level retrieval metrics."""
+        if item.session_id is not None or not item.turn_id:
+            return item
+        sessions = [self.session_of(t.strip()) or "" for t in item.turn_id.split(",")]
+        if not any(sessions):
+            return item
+        return item.model_copy(update={"session_id": ",".join(sessions)})
 
     def _marks(self, recalled: str) -> list[tuple[str, int]]:
         """Where, in the recalled text, sessions start and planted facts end (for ESS)."""
@@ -148,7 +159,7 @@ class CellReplay:
         ]
         evidence = [
             EvidenceTurn(id=tid, text=turn_at[tid][2], sessions_ago=sessions - turn_at[tid][0] - 1,
-                         tokens_ago=tokens - turn_at[tid][1])
+                         tokens_ago=tokens - turn_at[tid][1], session=self.session_of(tid))
             for tid in probe.evidence
         ]
         return ProbeRecord(

@@ -208,7 +208,12 @@ def locomo(file: str | Path, adversarial: bool = False) -> list[dict[str, Any]]:
             probe: dict[str, Any] = {"id": f"q{k}", "question": r.get(qa, "question", where, str),
                                      "kind": LOCOMO_KINDS[category]}
             if category != 5:
-                probe["answers"] = [str(r.get(qa, "answer", where, (str, int, float)))]
+                answer = str(r.get(qa, "answer", where, (str, int, float)))
+                # LoCoMo scores open-domain answers by the part before ';' (the rest is a
+                # reason): that part first, which LoCoMo's token F1 (parity) reads
+                first = answer.split(";")[0].strip()
+                probe["answers"] = [first, answer] if category == 3 and first and first != answer \
+                    else [answer]
             ids = [_id(e.strip()) for item in r.get(qa, "evidence", where, list)
                    for e in str(item).split(";") if e.strip()]
             dropped += sum(e not in known for e in ids)

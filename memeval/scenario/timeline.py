@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,6 +28,27 @@ Event = TimelineSession | Probe
 def turn_id(session_id: str, index: int, explicit: str | None) -> str:
     """A turn's id: its own `id:`, else `<session id>.t<index>`."""
     return explicit or f"{session_id}.t{index}"
+
+
+_AUTO_TURN_ID = re.compile(r"(.+)\.t\d+")
+
+
+def turn_sessions(scenario: Scenario) -> Callable[[str], str | None]:
+    """The session of a turn id of this scenario's timeline (None for an id it never uses).
+
+    Explicit ids are looked up; the others are `<session id>.t<index>` (filler included),
+    so a long history needs no table of its turns.
+    """
+    explicit = {t.id: entry.id for entry in scenario.sessions if isinstance(entry, SessionSpec)
+                for t in entry.turns if t.id is not None}
+
+    def session_of(tid: str) -> str | None:
+        if tid in explicit:
+            return explicit[tid]
+        auto = _AUTO_TURN_ID.fullmatch(tid)
+        return auto.group(1) if auto else None
+
+    return session_of
 
 
 def planting_turns(scenario: Scenario) -> dict[str, list[str]]:

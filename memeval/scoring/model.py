@@ -149,6 +149,44 @@ class JudgeScores(_Score):
     note: str
 
 
+class MeanInterval(_Score):
+    """A mean of per-probe values in [0, 1], with n and a 95 % Student-t interval."""
+
+    mean: float
+    n: int
+    ci95: tuple[float, float]
+
+
+class RetrievalAtK(_Score):
+    """Retrieval metrics at one k: rates (Wilson) and means (t interval)."""
+
+    recall_any: Rate
+    recall_all: Rate
+    recall: MeanInterval = Field(description="LoCoMo's: share of evidence turns in the top k.")
+    precision: MeanInterval
+    ndcg: MeanInterval
+
+
+class RetrievalLevel(_Score):
+    n: int = Field(description="Probes with evidence that count at this level.")
+    at: dict[str, RetrievalAtK] = Field(description="By `@k`.")
+    mrr: MeanInterval
+
+
+class RetrievalBlock(_Score):
+    overall: RetrievalLevel | None
+    by_kind: dict[str, RetrievalLevel]
+
+
+class RetrievalScores(_Score):
+    """Retrieval metrics of the recalled items at turn and session level
+    (`memeval.scoring.retrieval` defines them)."""
+
+    k: list[int]
+    turn: RetrievalBlock
+    session: RetrievalBlock
+
+
 class CellScores(Retention):
     """Scores of one (backend, reader) over all its scenarios."""
 
@@ -171,6 +209,8 @@ class CellScores(Retention):
     ess: dict[str, EssMetric] | None
     judge: JudgeScores | None
     parity: dict[str, Any] | None = None
+    retrieval: RetrievalScores | None = Field(None, description="None when the backend "
+                                              "returns no item naming a turn.")
 
     @property
     def label(self) -> str:

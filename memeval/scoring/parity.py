@@ -1,25 +1,27 @@
 """Scorers that match the published benchmarks, for parity with their papers.
 
-- `token_f1` (LoCoMo): token F1 between answer and gold after LoCoMo's normalization
-  (case, punctuation, the articles a/an/the and "and") and Porter stemming; multi-hop gold
-  answers are split on commas and each part takes its best-matching part of the answer;
-  abstention counts 1 when the answer says it does not know.
-- `retrieval` (LongMemEval): over the recalled items' turn ids, in recall order,
-  recall_any@k (some evidence turn in the top k), recall_all@k (every one) and NDCG@k with
-  binary relevance.
+- `token_f1` (LoCoMo, `task_eval/evaluation.py` `eval_question_answering`): token F1 between
+  answer and gold after LoCoMo's normalization (commas dropped, case, punctuation, the words
+  a/an/the/and) and Porter stemming. Multi-hop (category 1): answer and gold split on
+  commas, each gold part scored by its best answer part, the mean over gold parts.
+  Temporal, open-domain and single-hop (2, 3, 4): F1 against the whole gold; open-domain's
+  rule (only the gold before the first ';') is applied by `memeval import locomo`, which
+  writes that part as the first accepted answer. Adversarial (5, abstention probes): 1 when
+  the answer contains "no information available" or "not mentioned" (any case), else 0.
+- `retrieval` (LongMemEval, `src/retrieval/eval_utils.py`): turn-level recall_any@k,
+  recall_all@k and NDCG@k as `memeval.scoring.retrieval` computes them.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import string
 from collections import Counter, defaultdict
 from functools import lru_cache
 from typing import Any
 
-from memeval.match import says_unknown
 from memeval.records import ProbeRecord
+from memeval.scoring.retrieval import probe_metrics
 from memeval.scoring.stats import DIGITS, summary
 
 PARITY = ("token_f1", "retrieval")
@@ -51,34 +53,40 @@ def token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def multi_hop_f1(prediction: str, gold: str) -> float:
+    """LoCoMo's `f1`: each comma-separated gold part scored by its best prediction part."""
+    guesses = [p.strip() for p in prediction.split(",")]
+    parts = [g.strip() for g in gold.split(",")]
+    return sum(max(token_f1(g, p) for g in guesses) for p in parts) / len(parts)
+
+
+def adversarial_score(prediction: str) -> float:
+    """LoCoMo's category-5 rule: the answer must say "no information available" or "not
+    mentioned" (any case); any other abstention wording scores 0."""
+    said = prediction.lower()
+    return float("no information available" in said or "not mentioned" in said)
+
+
 def record_f1(record: ProbeRecord) -> float | None:
     """The LoCoMo score of a record's answer; None where it has no gold answer."""
     if record.answer is None:
         return None
     if record.kind == "abstention":
-        return float(says_unknown(record.answer))
+        return adversarial_score(record.answer)
     if not record.accepted:
         return None
     gold = record.accepted[0][0]
     if record.kind == "multi_hop":
-        parts = [p for p in gold.split(",") if p.strip()]
-        guesses = record.answer.split(",")
-        return sum(max(token_f1(g, p) for g in guesses) for p in parts) / len(parts)
-    return token_f1(record.answer, gold.split(";")[0])
+        return multi_hop_f1(record.answer, gold)
+    return token_f1(record.answer, gold)
 
 
 def retrieval_at(record: ProbeRecord, k: int) -> dict[str, float] | None:
-    """recall_any@k, recall_all@k and NDCG@k of the evidence turns among the recalled items."""
-    wanted = {t.id for t in record.evidence}
-    if not wanted:
+    """LongMemEval's turn-level recall_any@k, recall_all@k and NDCG@k of one record."""
+    found = probe_metrics(record, "turn", [k])
+    if found is None:
         return None
-    ranked = [item.turn_id for item in record.recall_items][:k]
-    hits = [1.0 if tid in wanted else 0.0 for tid in ranked]
-    dcg = sum(h / math.log2(rank + 2) for rank, h in enumerate(hits))
-    ideal = sum(1 / math.log2(rank + 2) for rank in range(min(len(wanted), k)))
-    found = wanted & set(ranked)
-    return {"recall_any": float(bool(found)), "recall_all": float(found == wanted),
-            "ndcg": dcg / ideal}
+    return {name: found[f"@{k}"][name] for name in ("recall_any", "recall_all", "ndcg")}
 
 
 def parity_scores(records: list[ProbeRecord], names: list[str]) -> dict[str, Any]:

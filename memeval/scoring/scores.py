@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from memeval.records import JudgeCheck, ProbeRecord
 from memeval.scoring.curve import retention_curve
 from memeval.scoring.judge import judge_scores
 from memeval.scoring.model import CellScores, ProbeVerdict, Scores
-from memeval.scoring.parity import parity_scores
+from memeval.scoring.parity import RETRIEVAL_K, parity_scores
 from memeval.scoring.prices import PriceTable
 from memeval.scoring.retention import EvidenceItems, control_correct, evidence_items
+from memeval.scoring.retrieval import DEFAULT_K, retrieval_scores, scoring_items
 from memeval.scoring.stats import DIGITS, pearson, rate, summary
 from memeval.scoring.verbatim import VERBATIM_WORDS
 from memeval.scoring.verdicts import probe_verdicts
@@ -137,7 +139,8 @@ def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, s
                found: dict[tuple[str, str, str, str], EvidenceItems],
                prices: PriceTable | None = None, memorization: dict[str, Any] | None = None,
                judge_checks: list[JudgeCheck] | None = None,
-               parity: list[str] | None = None) -> CellScores:
+               parity: list[str] | None = None,
+               retrieval_k: Sequence[int] | None = None) -> CellScores:
     """Scores of one (backend, reader) cell over all its scenarios."""
     ok = [r for r in records if r.error is None]
     judged = [verdicts[r.key] for r in ok]
@@ -182,6 +185,7 @@ def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, s
         "ess": _ess(ok, verdicts),
         "judge": judge_scores(ok, judged, judge_checks),
         "parity": parity_scores(ok, parity) if parity else None,
+        "retrieval": retrieval_scores(ok, retrieval_k),
     })
 
 
@@ -194,19 +198,22 @@ def memorization_ratio(control: list[ProbeRecord]) -> dict[str, Any] | None:
     return {**found, "probes": sorted(f"{r.scenario}/{r.probe}" for r, c in verdicts if c)}
 
 
-def scoring_view(record: ProbeRecord, parity: list[str] | None = None) -> ProbeRecord:
+def scoring_view(record: ProbeRecord, parity: list[str] | None = None,
+                 retrieval_k: Sequence[int] | None = None) -> ProbeRecord:
     """`record` less what scoring does not read, for a driver that holds a long run's records
-    in memory: the recalled items (thousands of objects a probe for a keep-everything
-    backend) are read only by the retrieval parity scorer."""
-    if record.recall_items and "retrieval" not in (parity or []):
-        return record.model_copy(update={"recall_items": []})
+    in memory: of the recalled items (thousands of objects a probe for a keep-everything
+    backend), the retrieval metrics read only a short ranked prefix, and no text."""
+    if record.recall_items:
+        k_max = max([*(retrieval_k or DEFAULT_K), *(RETRIEVAL_K if parity else ())])
+        return record.model_copy(update={"recall_items": scoring_items(record, k_max)})
     return record
 
 
 def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None,
                    prices: PriceTable | None = None,
                    judge_checks: list[JudgeCheck] | None = None,
-                   parity: list[str] | None = None) -> Scores:
+                   parity: list[str] | None = None,
+                   retrieval_k: Sequence[int] | None = None) -> Scores:
     """Every score and verdict of a run, independent of the order of the records.
 
     Cells follow `backends` (the order the run was given them), then by name.
@@ -222,6 +229,6 @@ def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None
     controls = {reader: memorization_ratio(rs)
                 for (_, reader), rs in cells.items() if rs[0].control}
     return Scores(
-        cells=[score_cell(rs, by_key, found, prices, controls.get(reader), judge_checks, parity)
-               for (_, reader), rs in cells.items()],
+        cells=[score_cell(rs, by_key, found, prices, controls.get(reader), judge_checks, parity,
+                          retrieval_k) for (_, reader), rs in cells.items()],
         verdicts=verdicts)
