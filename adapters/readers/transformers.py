@@ -15,6 +15,7 @@ from typing import Any
 
 from memeval.adapters import quiet_transformers
 from memeval.adapters.readers import PROMPT_ID, build_prompt, first_line
+from memeval.adapters.readers.decode import answer_fast
 from memeval.protocols import Answer, Reader, Usage
 
 
@@ -40,15 +41,23 @@ class TransformersReader(Reader):
         context_tokens: Largest prompt; backends fit their recall to it.
         device: "auto" (CUDA when available), "cpu" or "cuda[:N]".
         batch_size: Prompts generated together by `answer_many`.
+        decode: "auto": greedy decoding in memeval's own loop (`decode.py`: static cache,
+            shared prompt prefixes computed once, CUDA graphs on CUDA) where it applies,
+            else `generate`; "compiled": the same with the step compiled by torch.compile;
+            "generate": always transformers' `generate`.
     """
 
     def __init__(self, model: str = "", max_new_tokens: int = 24, context_tokens: int = 8192,
-                 device: str = "auto", batch_size: int = 8):
+                 device: str = "auto", batch_size: int = 8, decode: str = "auto"):
         self.model = model
         self.max_new_tokens = max_new_tokens
         self.context_tokens = context_tokens
         self.device = device
         self.batch_size = batch_size
+        if decode not in ("auto", "compiled", "generate"):
+            raise ValueError(f"decode={decode!r}: choose auto, compiled or generate")
+        self.decode = decode
+        self._decoder: Any = None  # the fast path's state; False once it does not apply
         self._model: Any = None
         self._tokenizer: Any = None
 
@@ -113,6 +122,8 @@ class TransformersReader(Reader):
         self._load()
         tok = self.tokenizer
         prompts = [self._prompt(q, c) for q, c in requests]
+        if (fast := answer_fast(self, prompts)) is not None:
+            return fast
         answers: list[Answer | None] = [None] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         cuda = self._model.device.type == "cuda"
