@@ -81,10 +81,11 @@ def _help(option: str) -> str:
 
 def results_table(scores: Scores, title: str) -> Table:
     """One row per backend and reader: the figures that separate memory strategies."""
-    table = Table(title=title, title_justify="left", caption="retention: value [95% Wilson CI]",
-                  caption_justify="left")
-    for name in ("backend", "reader", "probes", "evidence ret.", "answer ret.", "tok/probe",
-                 "recall p50", "footprint", "leaks", "errors"):
+    table = Table(title=title, title_justify="left", caption_justify="left", caption=(
+        "rates: value [95% Wilson CI]. memory score: answer retention on the probes the "
+        "oracle answers with this reader; abstain: says \"I don't know\" when it should"))
+    for name in ("backend", "reader", "probes", "evidence ret.", "answer ret.", "memory score",
+                 "abstain", "tok/probe", "recall p50", "footprint", "leaks", "errors"):
         table.add_column(name, justify="left" if name in {"backend", "reader"} else "right",
                          overflow="fold")
     for cell in scores.cells:
@@ -93,6 +94,7 @@ def results_table(scores: Scores, title: str) -> Table:
         table.add_row(
             cell.backend, cell.reader, str(cell.probes),
             rate_text(cell.evidence_retention), rate_text(cell.answer_retention),
+            rate_text(cell.answer_retention_reader_normalized), rate_text(cell.abstention),
             f"{cell.tokens.recalled.mean or 0:.0f}",
             "–" if recall_p50 is None else f"{recall_p50 * 1000:.1f} ms",
             fmt_bytes(peak) if peak else "0 B",

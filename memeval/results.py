@@ -71,7 +71,8 @@ class RunResult:
             row.update({f"reader_{k}": v for k, v in row.pop("reader_stats").items()})
             row["observe_count"] = len(r.observe_s)
             v = verdicts.get(r.key)
-            for name in ("evidence", "correct", "violation", "memorized", "judge_correct"):
+            for name in ("evidence", "correct", "violation", "memorized", "oracle_correct",
+                         "judge_correct"):
                 row[name] = getattr(v, name) if v else None
             rows.append(row)
         return pd.DataFrame(rows)
@@ -84,8 +85,9 @@ class RunResult:
         for cell in self.cells:
             for kind, block in {"all": cell, **cell.by_kind}.items():
                 row: dict[str, Any] = {"backend": cell.backend, "reader": cell.reader, "kind": kind}
-                for metric in ("evidence_retention", "answer_retention"):
-                    stat = getattr(block, metric)
+                for metric in ("evidence_retention", "answer_retention",
+                               "answer_retention_reader_normalized"):
+                    stat = getattr(block, metric, None)  # the normalized score is per cell
                     row[metric] = stat.value if stat else None
                     row[f"{metric}_n"] = stat.n if stat else 0
                     row[f"{metric}_low"], row[f"{metric}_high"] = stat.ci95 if stat else (None, None)
@@ -103,6 +105,13 @@ class RunResult:
         from memeval.report.plots import plot_cost_vs_retention
 
         return plot_cost_vs_retention(self.scored, tokens)
+
+    def plot_pareto(self, *others: RunResult) -> Figure:
+        """Answer retention against bytes held: agent backends by footprint, KV-cache policies
+        by KV bytes, with the Pareto frontier; `others` adds runs (one per reader policy)."""
+        from memeval.report.plots import plot_pareto
+
+        return plot_pareto([self.scored, *(o.scored for o in others)])
 
     def report(self, out: str | Path | None = None) -> Path:
         """Write the self-contained HTML report; return its path."""

@@ -23,7 +23,7 @@ def mcnemar_exact(b: int, c: int) -> float:
     return round(min(1.0, 2 * tail), DIGITS)
 
 
-def _paired(a: list[ProbeVerdict], b: list[ProbeVerdict],
+def paired_difference(a: list[ProbeVerdict], b: list[ProbeVerdict],
             verdict: Callable[[ProbeVerdict], bool | None]) -> dict[str, Any]:
     by_key = {(v.scenario, v.probe): v for v in b}
     pairs = [(va, vb) for v in a if (o := by_key.get((v.scenario, v.probe))) is not None
@@ -69,9 +69,9 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
     for name_a, name_b in matches:
         rows.append({
             "backend_a": name_a, "backend_b": name_b,
-            "answer": _paired(a[name_a], b[name_b], lambda v: v.correct),
+            "answer": paired_difference(a[name_a], b[name_b], lambda v: v.correct),
             # evidence as a yes/no per probe (everything it needs was recalled), so pairs test
-            "evidence": _paired(a[name_a], b[name_b],
+            "evidence": paired_difference(a[name_a], b[name_b],
                                 lambda v: None if v.evidence is None else v.evidence == 1.0),
         })
     if all(row["answer"]["pairs"] == 0 and row["evidence"]["pairs"] == 0 for row in rows):

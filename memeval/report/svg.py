@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -26,20 +27,43 @@ class Series:
 
 def _fmt(v: float) -> str:
     if abs(v) >= 1e6:
-        return f"{v / 1e6:.1f}M"
+        return f"{v / 1e6:.3g}M"
     if abs(v) >= 1e3:
-        return f"{v / 1e3:.1f}k"
+        return f"{v / 1e3:.3g}k"
     return f"{v:g}" if v == int(v) or abs(v) >= 100 else f"{v:.2f}"
 
 
+def nice_ticks(low: float, high: float, most: int = 6) -> list[float]:
+    """Round tick values (steps of 1, 2 or 5 × 10^k) covering [low, high], at most `most`."""
+    if not high > low:
+        return [low]
+    def span(step: float) -> tuple[int, int]:
+        return math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
+
+    base = 10 ** math.floor(math.log10((high - low) / max(most - 1, 1)))
+    step = next(base * f for f in (1, 2, 5, 10, 20)
+                if span(base * f)[1] - span(base * f)[0] + 1 <= most)
+    first, last = span(step)
+    return [round(k * step, 12) for k in range(first, last + 1)]
+
+
+def short(name: str, most: int) -> str:
+    """`name` cut to `most` characters, with an ellipsis when it was cut."""
+    return name if len(name) <= most else name[:most - 1] + "…"
+
+
 class _Frame:
+    """Data ranges widened to round ticks, so that axes read 0, 100, 200, not 105.265."""
+
     def __init__(self, xs: Sequence[float], ys: Sequence[float], y_range: tuple[float, float] | None):
-        self.x0, self.x1 = (min(xs), max(xs)) if xs else (0.0, 1.0)
-        if self.x0 == self.x1:
-            self.x0, self.x1 = self.x0 - 1, self.x1 + 1
-        self.y0, self.y1 = y_range or ((min(ys), max(ys)) if ys else (0.0, 1.0))
-        if self.y0 == self.y1:
-            self.y0, self.y1 = self.y0 - 1, self.y1 + 1
+        self.x_ticks = nice_ticks(*((min(xs), max(xs)) if xs else (0.0, 1.0)))
+        if len(self.x_ticks) == 1:
+            self.x_ticks = [self.x_ticks[0] - 1, self.x_ticks[0], self.x_ticks[0] + 1]
+        self.x0, self.x1 = self.x_ticks[0], self.x_ticks[-1]
+        self.y_ticks = nice_ticks(*(y_range or ((min(ys), max(ys)) if ys else (0.0, 1.0))))
+        if len(self.y_ticks) == 1:
+            self.y_ticks = [self.y_ticks[0] - 1, self.y_ticks[0], self.y_ticks[0] + 1]
+        self.y0, self.y1 = self.y_ticks[0], self.y_ticks[-1]
 
     def x(self, v: float) -> float:
         return LEFT + (v - self.x0) / (self.x1 - self.x0) * (W - LEFT - RIGHT)
@@ -56,13 +80,11 @@ def _axes(f: _Frame, title: str, x_label: str, y_label: str,
            f'<text x="{W / 2}" y="{H - 6}" text-anchor="middle">{escape(x_label)}</text>',
            f'<text x="12" y="{H / 2}" text-anchor="middle" transform="rotate(-90 12 {H / 2})">'
            f'{escape(y_label)}</text>']
-    ticks = x_ticks or [(f.x0 + (f.x1 - f.x0) * k / 4, _fmt(f.x0 + (f.x1 - f.x0) * k / 4))
-                        for k in range(5)]
+    ticks = x_ticks or [(v, _fmt(v)) for v in f.x_ticks]
     for v, label in ticks:
         out.append(f'<text x="{f.x(v):.1f}" y="{H - BOTTOM + 14}" text-anchor="middle">'
                    f'{escape(label)}</text>')
-    for k in range(5):
-        v = f.y0 + (f.y1 - f.y0) * k / 4
+    for v in f.y_ticks:
         out.append(f'<text x="{LEFT - 4}" y="{f.y(v) + 4:.1f}" text-anchor="end">{_fmt(v)}</text>')
         out.append(f'<line x1="{LEFT}" y1="{f.y(v):.1f}" x2="{W - RIGHT}" y2="{f.y(v):.1f}" '
                    'class="grid"/>')
@@ -71,13 +93,18 @@ def _axes(f: _Frame, title: str, x_label: str, y_label: str,
 
 def _legend(entries: Sequence[tuple[str, int]]) -> list[str]:
     out = []
-    for k, (name, colour) in enumerate(dict.fromkeys(entries)):
-        if k == 9:
+    unique = list(dict.fromkeys(entries))
+    # three columns of short names, two of longer ones: a label is cut only past its column
+    columns = 3 if all(len(name) <= 20 for name, _ in unique) else 2
+    width, most = (W - LEFT - RIGHT) / columns, 20 if columns == 3 else 30
+    for k, (name, colour) in enumerate(unique):
+        if k == 3 * columns:
             out.append(f'<text x="{LEFT}" y="{24 + 3 * 12}">…</text>')
             break
-        x, y = LEFT + (k % 3) * 125, 28 + (k // 3) * 12
-        out.append(f'<rect x="{x}" y="{y - 5}" width="10" height="3" fill="{PALETTE[colour % 10]}"/>'
-                   f'<text x="{x + 14}" y="{y}">{escape(name[:22])}</text>')
+        x, y = LEFT + (k % columns) * width, 28 + (k // columns) * 12
+        out.append(f'<rect x="{x:.0f}" y="{y - 5}" width="10" height="3" '
+                   f'fill="{PALETTE[colour % 10]}"/><text x="{x + 14:.0f}" y="{y}">'
+                   f'{escape(short(name, most))}<title>{escape(name)}</title></text>')
     return out
 
 
@@ -126,7 +153,7 @@ def scatter(title: str, points: Sequence[tuple[str, float, float]], x_label: str
         parts.append(f'<circle cx="{f.x(x):.1f}" cy="{f.y(y):.1f}" r="5" fill="{color}">'
                      f'<title>{escape(name)}: {_fmt(x)} tokens, {y:.3f}</title></circle>'
                      f'<text x="{f.x(x):.1f}" y="{f.y(y) - 8:.1f}" text-anchor="middle">'
-                     f'{escape(name[:28])}</text>')
+                     f'{escape(short(name, 28))}</text>')
     return _svg(parts, title)
 
 
@@ -138,7 +165,8 @@ def bars(title: str, rows: Sequence[tuple[str, float, float, float]], x_label: s
     parts = [f'<text x="{W / 2}" y="15" text-anchor="middle" class="t">{escape(title)}</text>']
     for i, (name, value, low, high) in enumerate(rows):
         y = TOP + 10 + 22 * i
-        parts.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{escape(name[:22])}</text>'
+        parts.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">'
+                     f'{escape(short(name, 22))}<title>{escape(name)}</title></text>'
                      f'<rect x="{left}" y="{y}" width="{value * span:.1f}" height="15" '
                      f'fill="{PALETTE[i % 10]}"><title>{escape(name)}: {value:.3f}</title></rect>'
                      f'<line x1="{left + low * span:.1f}" y1="{y + 7}" x2="{left + high * span:.1f}" '

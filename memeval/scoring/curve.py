@@ -15,6 +15,9 @@ TOKEN_BIN_START = 512
 
 Point = tuple[float, bool]  # (distance, retained)
 
+#: 95th percentile of chi-square with one degree of freedom.
+LR_CRITICAL = 3.841
+
 
 Found = Mapping[tuple[str, str, str, str], EvidenceItems]
 
@@ -111,6 +114,10 @@ def half_life(points: list[Point]) -> tuple[float | None, str]:
                      "is longer than the data reach"
     if lam >= lam_max * 0.999:
         return None, "retention falls to nothing before the nearest distance measured"
+    # a likelihood-ratio test against no decay (chi-square, 1 df, 5 %): a dip that chance
+    # explains is no forgetting, and a half-life fitted to it would be read as one
+    if 2 * (profile(lam) - profile(0.0)) < LR_CRITICAL:
+        return None, f"retention does not fall significantly over distances up to {scale:g}"
     return round(1 / lam, DIGITS - 3), "fitted a · 2^(−d/h) by maximum likelihood"
 
 
@@ -125,6 +132,10 @@ def retention_curve(records: Sequence[ProbeRecord], found: Found | None = None) 
         block: dict[str, Any] = {}
         for name, points in (("evidence", evidence), ("answer", answers)):
             h, note = half_life(points)
+            if name == "answer" and h is not None and block["evidence"]["half_life"] is None:
+                # answers that worsen with distance while the evidence does not are the
+                # reader's doing (longer prompts), not the memory forgetting
+                h, note = None, "the evidence does not fall with distance: no half-life of memory"
             block[name] = {"bins": _binned(points, unit), "half_life": h, "half_life_note": note}
         out[unit] = block
     return out

@@ -187,6 +187,20 @@ class RetrievalScores(_Score):
     session: RetrievalBlock
 
 
+class KvUse(_Score):
+    """KV cache held at the answer: means over the records of a local reader."""
+
+    n: int
+    bytes: float = Field(description="Measured from the cache tensors.")
+    formula_bytes: float = Field(description="By the policy's formula.")
+    compression_ratio: float = Field(description="Full-cache bytes over bytes held (1: full cache).")
+    answer_retention: Rate | None
+
+
+class KvScores(KvUse):
+    by_kind: dict[str, KvUse]
+
+
 class CellScores(Retention):
     """Scores of one (backend, reader) over all its scenarios."""
 
@@ -197,6 +211,12 @@ class CellScores(Retention):
     errors: int
     scenarios: list[str]
     answer_retention_memory_only: Rate | None
+    answer_retention_reader_normalized: Rate | None = Field(
+        None, description="Answer retention on the probes the oracle's reader answers: the "
+        "reader's own ceiling taken out. None when the run has no oracle.")
+    abstention: Rate | None = Field(
+        None, description="Share of abstention probes answered with \"I don't know\"; "
+        "not part of answer retention.")
     memorized_probes: int
     by_kind: dict[str, Retention]
     retention_curve: RetentionCurve
@@ -207,6 +227,8 @@ class CellScores(Retention):
     footprint: FootprintPeak
     peak_rss_bytes: int
     ess: dict[str, EssMetric] | None
+    kv: KvScores | None = Field(None, description="Local readers only: KV-cache bytes and "
+                                "compression against answer retention.")
     judge: JudgeScores | None
     parity: dict[str, Any] | None = None
     retrieval: RetrievalScores | None = Field(None, description="None when the backend "
@@ -232,6 +254,8 @@ class ProbeVerdict(_Score):
                                  "to match.")
     violation: bool | None = Field(description="Leakage and isolation probes only.")
     memorized: bool | None = Field(description="The no-memory control answered this probe.")
+    oracle_correct: bool | None = Field(None, description="The oracle backend, with the same "
+                                        "reader, answered this probe; None without an oracle.")
     judge_correct: bool | None = None
 
     @property

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memeval.records import JudgeCheck, ProbeRecord
+from memeval.scenario.schema import ProbeKind
 from memeval.scoring.curve import retention_curve
 from memeval.scoring.judge import judge_scores
 from memeval.scoring.model import CellScores, ProbeVerdict, Scores
@@ -135,6 +136,30 @@ def _ess(ok: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeV
     return out
 
 
+def _kv(ok: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVerdict]
+        ) -> dict[str, Any] | None:
+    """Mean KV-cache bytes held at the answer and compression ratio against the full cache
+    (1 for a reader without a KV policy), beside answer retention, overall and per probe kind."""
+    held = [r for r in ok if r.reader_stats.get("kv_cache_bytes")]
+    if not held:
+        return None
+
+    def block(rs: list[ProbeRecord]) -> dict[str, Any]:
+        def mean(values: list[float]) -> float:
+            return round(sum(values) / len(values), DIGITS)
+
+        correct = [float(c) for r in rs if (c := verdicts[r.key].correct) is not None]
+        return {"n": len(rs), "bytes": mean([r.reader_stats["kv_cache_bytes"] for r in rs]),
+                "formula_bytes": mean([r.reader_stats.get("kv_cache_bytes_formula", 0.0) for r in rs]),
+                "compression_ratio": mean([r.reader_stats.get("kv_compression_ratio", 1.0) for r in rs]),
+                "answer_retention": rate(correct)}
+
+    kinds: dict[str, list[ProbeRecord]] = defaultdict(list)
+    for r in held:
+        kinds[verdicts[r.key].kind].append(r)
+    return {**block(held), "by_kind": {kind: block(rs) for kind, rs in sorted(kinds.items())}}
+
+
 def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVerdict],
                found: dict[tuple[str, str, str, str], EvidenceItems],
                prices: PriceTable | None = None, memorization: dict[str, Any] | None = None,
@@ -150,7 +175,11 @@ def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, s
     violations = [float(v.violation) for v in judged if v.violation is not None]
     answered = [r for r in ok if r.answer is not None]
     observe = [s for r in ok for s in r.observe_s]
-    memory_only = [v for v in judged if not v.memorized]
+    # abstention is scored on its own: a reader that refuses everything would otherwise
+    # lift every row alike, the no-memory control's included
+    answerable = [v for v in judged if v.kind != ProbeKind.abstention]
+    memory_only = [v for v in answerable if not v.memorized]
+    within_reach = [v for v in answerable if v.oracle_correct]
     return CellScores.model_validate({
         "backend": records[0].backend,
         "reader": records[0].reader,
@@ -158,8 +187,11 @@ def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, s
         "probes": len(records),
         "errors": len(records) - len(ok),
         "scenarios": sorted({r.scenario for r in records}),
-        **_retention(judged),
+        **_retention(answerable),
         "answer_retention_memory_only": _retention(memory_only)["answer_retention"],
+        "answer_retention_reader_normalized": _retention(within_reach)["answer_retention"],
+        "abstention": _retention([v for v in judged if v.kind == ProbeKind.abstention]
+                                 )["answer_retention"],
         "memorized_probes": sum(bool(v.memorized) for v in judged),
         "by_kind": {kind: _retention(vs) for kind, vs in sorted(by_kind.items())},
         "retention_curve": retention_curve(ok, found),
@@ -183,6 +215,7 @@ def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, s
         },
         "peak_rss_bytes": max((r.peak_rss_bytes for r in ok), default=0),
         "ess": _ess(ok, verdicts),
+        "kv": _kv(ok, verdicts),
         "judge": judge_scores(ok, judged, judge_checks),
         "parity": parity_scores(ok, parity) if parity else None,
         "retrieval": retrieval_scores(ok, retrieval_k),

@@ -19,6 +19,11 @@ from memeval.scoring.retention import (
 Key = tuple[str, str, str, str]
 
 
+def is_oracle(backend: str) -> bool:
+    """Whether a cell's backend is the oracle (by its registered name, options aside)."""
+    return backend.split(":", 1)[0] == "oracle"
+
+
 def probe_verdicts(records: Sequence[ProbeRecord],
                    found: Mapping[Key, EvidenceItems] | None = None) -> list[ProbeVerdict]:
     """A verdict per record, in the records' order (`found`: each record's evidence items,
@@ -26,8 +31,12 @@ def probe_verdicts(records: Sequence[ProbeRecord],
 
     `memorized` joins each record to the no-memory control's record of the same
     scenario, reader and probe: the control's verdict, whatever order the cells ran in.
+    `oracle_correct` joins it the same way to the oracle backend's verdict: whether the
+    reader answers the probe when handed exactly the facts it needs.
     """
     control = {(r.scenario, r.reader, r.probe): control_correct(r) for r in records if r.control}
+    oracle = {(r.scenario, r.reader, r.probe): None if r.error else answer_correct(r)
+              for r in records if is_oracle(r.backend) and not r.control}
     verdicts = []
     for r in records:
         failed = r.error is not None
@@ -40,5 +49,6 @@ def probe_verdicts(records: Sequence[ProbeRecord],
             correct=None if failed else answer_correct(r),
             violation=None if failed else violates(r),
             memorized=None if r.control else control.get((r.scenario, r.reader, r.probe)),
+            oracle_correct=oracle.get((r.scenario, r.reader, r.probe)),
             judge_correct=read_verdict(r.judge.reply) if judged and r.judge else None))
     return verdicts

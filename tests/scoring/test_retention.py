@@ -109,7 +109,11 @@ def test_compute_scores_by_hand() -> None:
     assert cell.evidence_retention and cell.answer_retention
     assert cell.evidence_retention.value == pytest.approx(2 / 3, abs=1e-6)
     assert cell.evidence_retention.n == 3
-    assert cell.answer_retention.value == 0.75 and cell.answer_retention.n == 4
+    # abstention has its own column: answer retention covers probes with an answer to give
+    assert cell.answer_retention.value == pytest.approx(2 / 3, abs=1e-6)
+    assert cell.answer_retention.n == 3
+    assert cell.abstention and cell.abstention.value == 1.0 and cell.abstention.n == 1
+    assert cell.answer_retention_reader_normalized is None  # no oracle in this run
     abstention = cell.by_kind["abstention"]
     assert abstention.answer_retention and abstention.answer_retention.value == 1.0
     assert abstention.evidence_retention is None
@@ -121,3 +125,26 @@ def test_compute_scores_by_hand() -> None:
     verdicts = {(v.backend, v.probe): v for v in scores.verdicts}
     assert verdicts[("b", "e")].violation is True and verdicts[("b", "e")].correct is None
     assert verdicts[("b", "f")].error and verdicts[("b", "f")].evidence is None
+
+
+def test_reader_normalized_retention_counts_only_what_the_oracle_answers() -> None:
+    """Answer retention on the probes the same reader gets right when handed the facts."""
+    records = [
+        rec("a", answer="Zorblat", expected=[["Zorblat"]], backend="oracle"),   # oracle right
+        rec("b", answer="Rex", expected=[["Zorblat"]], backend="oracle"),       # oracle wrong
+        rec("c", answer="Porto", expected=[["Porto"]], backend="oracle"),       # oracle right
+        rec("a", answer="Zorblat", expected=[["Zorblat"]], backend="rag"),
+        rec("b", answer="Zorblat", expected=[["Zorblat"]], backend="rag"),      # outside reach
+        rec("c", answer="Lisbon", expected=[["Porto"]], backend="rag"),
+        rec("d", "abstention", answer="I don't know", backend="rag"),
+    ]
+    scores = compute_scores(records)
+    rag = scores.cell("rag")
+    assert rag.answer_retention and rag.answer_retention.value == pytest.approx(2 / 3, abs=1e-6)
+    normalized = rag.answer_retention_reader_normalized
+    assert normalized and normalized.n == 2 and normalized.value == 0.5
+    assert normalized.ci95 == pytest.approx(wilson(1, 2), abs=1e-6)
+    oracle = scores.cell("oracle").answer_retention_reader_normalized
+    assert oracle and oracle.value == 1.0 and oracle.n == 2
+    assert {v.probe: v.oracle_correct for v in scores.verdicts if v.backend == "rag"} == {
+        "a": True, "b": False, "c": True, "d": None}

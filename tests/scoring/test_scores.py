@@ -28,11 +28,15 @@ def at(sessions: int, tokens: int, found: bool, answer: str = "Zorblat") -> Prob
 
 
 def test_half_life_by_hand() -> None:
-    # all 4 kept at d=0, 2 of 4 at d=2: a = 1 and 2^(-2/h) = 1/2, so h = 2
-    assert half_life([(0, True)] * 4 + [(2, True)] * 2 + [(2, False)] * 2)[0] == 2.0
-    # 3 of 4 at d=0, 1 of 4 at d=4: a = 3/4, 3/4 * 2^(-4/h) = 1/4, so h = 4 / log2(3)
-    h, _ = half_life([(0, True)] * 3 + [(0, False)] + [(4, True)] + [(4, False)] * 3)
+    # all 12 kept at d=0, 6 of 12 at d=2: a = 1 and 2^(-2/h) = 1/2, so h = 2
+    assert half_life([(0, True)] * 12 + [(2, True)] * 6 + [(2, False)] * 6)[0] == 2.0
+    # 9 of 12 at d=0, 3 of 12 at d=4: a = 3/4, 3/4 * 2^(-4/h) = 1/4, so h = 4 / log2(3)
+    h, _ = half_life([(0, True)] * 9 + [(0, False)] * 3 + [(4, True)] * 3 + [(4, False)] * 9)
     assert h == pytest.approx(4 / math.log2(3), abs=1e-3)
+    # the same shape on 8 probes: likelihood ratio 2·(−2.773 + 4.499) = 3.45 < 3.84, so
+    # chance explains the dip and no half-life is claimed
+    h, note = half_life([(0, True)] * 4 + [(2, True)] * 2 + [(2, False)] * 2)
+    assert h is None and "significantly" in note
     assert half_life([(0, True), (0, False)]) == (None, "needs probes at two or more distances")
     assert half_life([(0, False), (3, False)])[0] is None
     h, note = half_life([(0, True)] * 3 + [(5, True)] * 3)
