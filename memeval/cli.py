@@ -26,7 +26,7 @@ from rich.table import Table
 from memeval.errors import MemevalError, Problem, ScenarioError
 from memeval.records import RunConfig
 from memeval.report.html import fmt_bytes
-from memeval.scoring.model import Scores, rate_text
+from memeval.scoring.model import Rate, Scores, rate_text
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -80,25 +80,37 @@ def _help(option: str) -> str:
 
 
 def results_table(scores: Scores, title: str) -> Table:
-    """One row per backend and reader: the figures that separate memory strategies."""
+    """One row per backend (and reader): the figures that separate memory strategies."""
+    readers = sorted({c.reader for c in scores.cells})
+    if len(readers) == 1:  # the reader goes in the title, leaving room for the figures
+        title += f" · reader {readers[0]}"
     table = Table(title=title, title_justify="left", caption_justify="left", caption=(
-        "rates: value [95% Wilson CI]. memory score: answer retention on the probes the "
-        "oracle answers with this reader; abstain: says \"I don't know\" when it should"))
-    for name in ("backend", "reader", "probes", "evidence ret.", "answer ret.", "memory score",
-                 "abstain", "tok/probe", "recall p50", "footprint", "leaks", "errors"):
-        table.add_column(name, justify="left" if name in {"backend", "reader"} else "right",
-                         overflow="fold")
+        "rates: value over its 95% Wilson interval. memory score: answer retention on the probes the "
+        "oracle answers with this reader. abstain: says \"I don't know\" when it should. "
+        "The control is the reader with no memory."))
+    columns = ["backend", *(["reader"] if len(readers) > 1 else []), "probes", "evidence\nret.",
+               "answer\nret.", "memory\nscore", "abstain", "tok/\nprobe", "recall\np50",
+               "footprint", "leaks", "errors"]
+    for name in columns:
+        text = name in {"backend", "reader"}
+        table.add_column(name, justify="left" if text else "right", overflow="fold",
+                         no_wrap=not text, min_width=12 if text else None)
+
+    def two_lines(stat: Rate | None) -> str:  # value over interval: narrow columns
+        return "–" if stat is None else f"{stat.value:.2f}\n{stat.ci95[0]:.2f}–{stat.ci95[1]:.2f}"
+
     for cell in scores.cells:
         recall_p50 = cell.latency_s.recall.p50
         peak = cell.footprint.peak_bytes
         table.add_row(
-            cell.backend, cell.reader, str(cell.probes),
-            rate_text(cell.evidence_retention), rate_text(cell.answer_retention),
-            rate_text(cell.answer_retention_reader_normalized), rate_text(cell.abstention),
+            cell.backend + (" (control)" if cell.control else ""),
+            *([cell.reader] if len(readers) > 1 else []), str(cell.probes),
+            two_lines(cell.evidence_retention), two_lines(cell.answer_retention),
+            two_lines(cell.answer_retention_reader_normalized), two_lines(cell.abstention),
             f"{cell.tokens.recalled.mean or 0:.0f}",
             "–" if recall_p50 is None else f"{recall_p50 * 1000:.1f} ms",
             fmt_bytes(peak) if peak else "0 B",
-            rate_text(cell.leakage.violation_rate), str(cell.errors),
+            two_lines(cell.leakage.violation_rate), str(cell.errors),
         )
     return table
 

@@ -162,6 +162,13 @@ class MemoryBackend(ABC):
     def end_session(self, session: SessionInfo) -> None:  # noqa: B027 - optional hook
         """Called after the last turn of a session. Optional."""
 
+    def settle(self, user: str) -> None:  # noqa: B027 - optional hook
+        """Finish what `observe` deferred for `user` (batched embedding, background writes).
+
+        Optional. The runner calls it just before each recall and charges its time to
+        observing, so that batching does not make storing look free and recall look slow.
+        """
+
     @abstractmethod
     def recall(self, query: Query) -> Recall:
         """Return what the reader should see to answer `query`."""

@@ -131,6 +131,9 @@ class ProbeRecord(_Record):
     observe_s: list[float] = Field(default_factory=list,
                                    description="Latency of each observe since the previous probe.")
     recall_s: float | None = None
+    deferred_s: float | None = Field(None, description="Work the backend deferred from observe "
+                                     "(batched embedding, background writes), finished before "
+                                     "this recall: an observe cost, not a recall cost.")
     answer_s: float | None = None
     footprint: Footprint | None = None
     backend_usage: Usage = Usage()

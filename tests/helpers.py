@@ -6,6 +6,9 @@ import time
 
 from memeval.protocols import Answer, Footprint, MemoryBackend, Query, Reader, Recall, Turn, Usage
 
+#: Record fields that are measurements of this machine at this moment, not results.
+MEASURED = {"observe_s", "recall_s", "deferred_s", "answer_s", "cached", "peak_rss_bytes"}
+
 
 class EchoReader(Reader):
     """Answers with the last line of the context; `delay` seconds per answer."""

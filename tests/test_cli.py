@@ -173,7 +173,7 @@ def test_run_prints_the_table_and_score_reproduces_it(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = runner.invoke(app, ["run", str(SCENARIOS), "--reader", "extractive", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    for name in ("full_context", "no_memory", "oracle", "evidence ret.", "answer ret."):
+    for name in ("full_context", "no_memory (control)", "oracle", "evidence", "memory"):
         assert name in result.output
     before = (out / "scores.json").read_bytes()
     (out / "scores.json").unlink()

@@ -113,6 +113,10 @@ class Bm25(MemoryBackend):
         hits = hits[np.lexsort((hits, -scores[hits]))][:n]  # by score, then conversation order
         return [(int(i), store.turns[i], float(scores[i])) for i in hits]
 
+    def settle(self, user: str) -> None:
+        if (store := self._stores.get(user)) is not None:
+            self._index(store)  # built lazily, once per change: an observe cost
+
     def recall(self, query: Query) -> Recall:
         hits = self.ranked(query, None if self.budget is not None else self.top_k)
         if self.budget is not None:

@@ -107,6 +107,11 @@ class Hybrid(MemoryBackend):
         self.summary.end_session(session)
         self.rag.end_session(session)
 
+    def settle(self, user: str) -> None:
+        self.rag.settle(user)
+        if self.bm25 is not None:
+            self.bm25.settle(user)
+
     def recall(self, query: Query) -> Recall:
         gist, details = self.summary.recall(query), self._details(query)
         parts = [f"Summary:\n{gist.text}" if gist.text else "",

@@ -86,6 +86,9 @@ class LangChain(MemoryBackend):
             self._ids[t.user][t.id] = len(t.text.encode())
             self._turns[t.id] = t
 
+    def settle(self, user: str) -> None:
+        self._flush()
+
     def recall(self, query: Query) -> Recall:
         self._flush()
         if not self._ids.get(query.user):

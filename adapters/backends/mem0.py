@@ -112,6 +112,9 @@ class Mem0(MemoryBackend):
                             "time": first.time.isoformat() if first.time else ""})
         self._users.add(user)
 
+    def settle(self, user: str) -> None:
+        self._flush(user)
+
     def recall(self, query: Query) -> Recall:
         self._flush(query.user)
         found = self.memory.search(query.text, top_k=self.top_k, threshold=0.0,

@@ -196,11 +196,14 @@ class Rag(MemoryBackend):
             writing, self._writing = self._writing, None
             writing.result()
 
-    def recall(self, query: Query) -> Recall:
-        if self._open.get(query.user):  # an unfinished window or session: searchable now
-            self._ready[query.user].append(self._open.pop(query.user))
-        self._flush(query.user)  # other users' chunks can wait: they are never searched here
+    def settle(self, user: str) -> None:
+        if self._open.get(user):  # an unfinished window or session: searchable now
+            self._ready[user].append(self._open.pop(user))
+        self._flush(user)  # other users' chunks can wait: they are never searched here
         self._settle()
+
+    def recall(self, query: Query) -> Recall:
+        self.settle(query.user)  # a no-op after the runner's own call
         stored = self._items[query.user]
         if not stored:
             return Recall(text="")

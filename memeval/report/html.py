@@ -9,8 +9,10 @@ from html import escape
 from pathlib import Path
 
 from memeval.records import Manifest, ProbeRecord, read_manifest, read_records
+from memeval.report.compare import paired_difference
 from memeval.report.svg import Series, bars, line_chart, scatter
 from memeval.scoring.model import CellScores, ProbeVerdict, Rate, Scores, Summary, read_scores
+from memeval.scoring.verdicts import is_oracle
 from memeval.texts import INLINE_CHARS, block_id, split_blocks
 
 REPORT = "report.html"
@@ -117,31 +119,108 @@ def highlight(text: str, needles: Sequence[str]) -> str:
     return "".join(out) + escape(text[at:])
 
 
+#: One sentence per column of the summary table, shown under it.
+COLUMNS: dict[str, str] = {
+    "evidence retention": "share of the expected facts that the recalled text held (no model "
+                          "involved).",
+    "answer retention": "share of probes with an answer to give that the reader answered "
+                        "right (abstention and leakage probes are scored apart).",
+    "memory score": "answer retention on the probes the oracle answers right with the same "
+                    "reader: the reader's own ceiling taken out.",
+    "abstention": "share of abstention probes answered \"I don't know\", as they should be.",
+    "recalled tok/probe": "tokens the backend recalled for a probe (mean).",
+    "reader in tok/probe": "tokens of the whole prompt the reader read (mean).",
+    "footprint (max)": "the most the backend held at once, as it reports it.",
+    "peak RSS": "the process's largest resident memory during the cell.",
+    "recall ms": "time the backend took to recall, p50/p95/p99.",
+    "observe ms": "time the backend took to store a turn, p50/p95/p99, including work it "
+                  "deferred to its first recall.",
+    "leak violations": "share of leakage and isolation probes whose answer (or, for isolation, "
+                       "recall) held a forbidden value.",
+}
+
+
+def chart_name(cell: CellScores, cells: list[CellScores]) -> str:
+    """A cell's name in a chart: the backend alone when every cell shares one reader."""
+    if len({c.reader for c in cells}) > 1:
+        return cell.label
+    return f"{cell.backend} (control)" if cell.control else cell.backend
+
+
+def _observe(cell: CellScores) -> str:
+    """Observe latency per turn, and per turn again with the work deferred to recall added."""
+    latency = cell.latency_s
+    if not latency.deferred or not latency.deferred.mean or latency.observe_per_turn is None:
+        return _ms(latency.observe)
+    return (f'{_ms(latency.observe)}<br><span class="muted">{latency.observe_per_turn * 1000:.3f} '
+            "ms/turn with deferred work</span>")
+
+
 def _summary(cells: list[CellScores]) -> str:
-    head = ("backend · reader", "probes", "evidence retention", "answer retention",
-            "recalled tok/probe", "reader in tok/probe", "footprint (max)", "peak RSS",
-            "recall ms p50/p95/p99", "observe ms p50/p95/p99", "leak violations",
-            "memorization (control)", "errors")
+    head = ("backend · reader", "probes", *list(COLUMNS)[:4], *list(COLUMNS)[4:8],
+            "recall ms p50/p95/p99", "observe ms p50/p95/p99", "leak violations", "errors")
     rows = []
     for c in cells:
         rows.append("<tr>" + "".join([
             f'<td class="l">{escape(c.label)}</td>', f"<td>{c.probes}</td>",
             f"<td>{_rate(c.evidence_retention)}</td>", f"<td>{_rate(c.answer_retention)}</td>",
+            f"<td>{_rate(c.answer_retention_reader_normalized)}</td>",
+            f"<td>{_rate(c.abstention)}</td>",
             f"<td>{c.tokens.recalled.mean or 0:.0f}</td>",
             f"<td>{c.tokens.reader_input.mean or 0:.0f}</td>",
             f'<td>{fmt_bytes(c.memory.usage_bytes["footprint"])}</td>',
             f'<td>{fmt_bytes(c.memory.usage_bytes["peak_rss"])}</td>',
-            f"<td>{_ms(c.latency_s.recall)}</td>", f"<td>{_ms(c.latency_s.observe)}</td>",
-            f"<td>{_rate(c.leakage.violation_rate)}</td>",
-            f"<td>{_rate(c.leakage.memorization)}</td>", f"<td>{c.errors}</td>"]) + "</tr>")
+            f"<td>{_ms(c.latency_s.recall)}</td>", f"<td>{_observe(c)}</td>",
+            f"<td>{_rate(c.leakage.violation_rate)}</td>", f"<td>{c.errors}</td>"]) + "</tr>")
     header = "".join(f'<th class="{"l" if i == 0 else ""}">{escape(h)}</th>' for i, h in enumerate(head))
-    return f'<table id="summary"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    memo = "".join(
+        f'<p id="control">Control ({escape(c.label)}: the same reader with no memory at all) '
+        f"answers {_rate(m)} of the probes with an answer to give from what the model "
+        "already knows: its memorization, the same for every row.</p>"
+        for c in cells if c.control and (m := c.leakage.memorization))
+    legend = "".join(f"<li><b>{escape(k)}</b>: {escape(v)}</li>" for k, v in COLUMNS.items())
+    return (f'<table id="summary"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}'
+            f'</tbody></table>{memo}<ul class="muted" id="columns">{legend}</ul>')
+
+
+def headline(cells: list[CellScores], verdicts: list[ProbeVerdict]) -> str:
+    """One sentence: which memory keeps most (evidence retention), at what cost, and whether
+    its lead over the next is significant (exact McNemar on all-facts-held, paired by probe).
+    The control and the oracle are references, not contenders."""
+    contenders = sorted((c for c in cells if not c.control and not is_oracle(c.backend)
+                         and c.evidence_retention),
+                        key=lambda c: (-(c.evidence_retention.value if c.evidence_retention
+                                         else 0), c.tokens.recalled.mean or 0))
+    if not contenders:
+        return ""
+    best = contenders[0]
+    text = (f"<b>{escape(best.backend)}</b> keeps the most: evidence retention "
+            f"{_rate(best.evidence_retention)}, memory score "
+            f"{_rate(best.answer_retention_reader_normalized)}, at "
+            f"{best.tokens.recalled.mean or 0:,.0f} recalled tokens per probe and a footprint "
+            f"of {fmt_bytes(best.memory.usage_bytes['footprint'])}.")
+    if len(contenders) > 1:
+        runner_up = contenders[1]
+        held = {c.backend: [v for v in verdicts if v.backend == c.backend and v.reader == c.reader
+                            and not v.error] for c in (best, runner_up)}
+        paired = paired_difference(held[runner_up.backend], held[best.backend],
+                         lambda v: None if v.evidence is None else v.evidence == 1.0)
+        verdict = ("significant" if paired["p_value"] < 0.05 else "not significant at this n")
+        text += (f" Next is <b>{escape(runner_up.backend)}</b> "
+                 f"({_rate(runner_up.evidence_retention)}); on {paired['pairs']} paired probes "
+                 f"the difference in probes with every fact held is {verdict} "
+                 f"(exact McNemar p = {paired['p_value']:.3g}).")
+    oracle = next((c for c in cells if is_oracle(c.backend) and c.answer_retention), None)
+    if oracle and oracle.answer_retention:
+        text += (f" Handed exactly the facts (the oracle), the reader answers "
+                 f"{oracle.answer_retention.value:.2f}: its own ceiling.")
+    return f'<p id="headline">{text}</p>\n'
 
 
 def _curves(cells: list[CellScores]) -> str:
     charts = []
     for c in cells:
-        if c.control:
+        if c.control or is_oracle(c.backend):  # neither can forget: no curve to read
             continue
         series, ticks = [], {}
         for what in ("evidence", "answer"):
@@ -155,21 +234,22 @@ def _curves(cells: list[CellScores]) -> str:
             h = curve.half_life
             name = f"{what} (half-life {h:g})" if h else what
             series.append(Series(name, pts, ivs, dashed=what == "answer"))
-        charts.append(line_chart(f"Retention vs distance: {c.label}", series,
+        charts.append(line_chart(f"Retention vs distance: {chart_name(c, cells)}", series,
                                  "sessions between planting and probe", "retention", (0.0, 1.0),
                                  sorted(ticks.items())))
     return '<div class="charts">' + "".join(charts) + "</div>"
 
 
 def _cost(cells: list[CellScores]) -> str:
-    points = [(c.label, c.tokens.reader_input.mean or 0.0,
+    points = [(chart_name(c, cells), c.tokens.reader_input.mean or 0.0,
                c.answer_retention.value if c.answer_retention else 0.0) for c in cells]
     return scatter("Cost against retention (dashed: Pareto frontier)", points,
                    "reader input tokens per probe", "answer retention", pareto(points))
 
 
 def _leakage(cells: list[CellScores]) -> str:
-    rows = [(c.label, v.value, *v.ci95) for c in cells if (v := c.leakage.violation_rate)]
+    rows = [(chart_name(c, cells), v.value, *v.ci95) for c in cells
+            if (v := c.leakage.violation_rate)]
     memo = [(c.reader, m.value, *m.ci95) for c in cells
             if c.control and (m := c.leakage.memorization)]
     parts = [bars("Leakage and isolation violations", rows, "share of leakage/isolation probes")]
@@ -303,10 +383,10 @@ def render_report(manifest: Manifest, records: list[ProbeRecord], scores: Scores
 <h1>memeval report</h1>
 <p>Reader <b>{escape(manifest.reader)}</b> · scenarios {scenarios} · seed {manifest.config.seed}
  · created {escape(manifest.created)} · memeval {escape(manifest.memeval_version)}</p>
-{_partial(manifest, records)}<h2>Summary</h2>
+{_partial(manifest, records)}{headline(cells, scores.verdicts)}<h2>Summary</h2>
 {_summary(cells)}
 <p class="muted">Rates: value [95% Wilson interval] n. Memory and tokens are per probe unless
-said otherwise; the control is the same reader with no memory at all.</p>{notes}
+said otherwise.</p>{notes}
 <h2>Retention against distance</h2>
 {_curves(cells)}
 <h2>Cost against retention</h2>
@@ -314,6 +394,7 @@ said otherwise; the control is the same reader with no memory at all.</p>{notes}
 <h2>Leakage</h2>
 {_leakage(cells)}
 {_ess(cells)}
+
 <h2>Probes</h2>
 <div class="filters"><input id="f-text" type="search" placeholder="filter text">
 <select id="f-backend"><option value="">all backends</option>{options}</select>

@@ -102,6 +102,9 @@ class CellReplay:
                 continue
             try:
                 start = time.perf_counter()
+                backend.settle(record.user)
+                record.deferred_s = round(time.perf_counter() - start, 6)
+                start = time.perf_counter()
                 recall = backend.recall(Query(text=probe.question, user=record.user,
                                               time=probe.time, probe_id=probe.id))
                 record.recall_s = round(time.perf_counter() - start, 6)
@@ -111,7 +114,8 @@ class CellReplay:
                 record.footprint = backend.footprint()
                 record.backend_usage = backend.model_usage()
             except Exception as exc:
-                record.error, record.error_stage = error_text(exc), "recall"
+                record.error = error_text(exc)
+                record.error_stage = "recall" if record.deferred_s is not None else "observe"
             record.peak_rss_bytes = peak_rss()
             canaries = [(f.id, f.canary.candidates_for(f.answers[0], f"{s.id}:{f.id}"))
                         for fid in dict.fromkeys([*probe.expects, *probe.forbids])

@@ -120,6 +120,10 @@ class Latency(_Score):
     observe: Summary
     recall: Summary
     answer: Summary
+    deferred: Summary | None = Field(None, description="Work deferred from observe and done "
+                                     "before a recall (per probe); None for older records.")
+    observe_per_turn: float | None = Field(None, description="Seconds of observing per turn, "
+                                           "deferred work included.")
 
 
 class Memory(_Score):

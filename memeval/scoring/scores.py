@@ -207,6 +207,9 @@ def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, s
             "observe": summary(observe),
             "recall": summary([r.recall_s for r in ok if r.recall_s is not None]),
             "answer": summary([r.answer_s for r in ok if r.answer_s is not None and not r.cached]),
+            "deferred": summary(deferred := [r.deferred_s for r in ok if r.deferred_s is not None]),
+            "observe_per_turn": round((sum(observe) + sum(deferred)) / len(observe), 9)
+            if observe else None,
         },
         "memory": _memory(ok),
         "footprint": {

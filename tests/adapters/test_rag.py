@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,37 @@ def test_rag_with_the_hash_embedder_conforms(tmp_path: Path) -> None:
         _say(rag, "ann", ANN)
         assert rag.recall(Query(text="kettle", user="ann")).items
         assert rag.model_usage().input_tokens > 0  # the embedder's word count
+
+
+def test_embedding_deferred_to_a_recall_is_charged_to_observing(tmp_path: Path) -> None:
+    """Turns wait in a batch until a recall needs them: the runner has them embedded before
+    the timed recall (deferred_s) and counts that as observe cost, so observing rag does not
+    look free and its recall slow."""
+    inside: list[str] = []
+
+    class Watched(Rag):
+        def recall(self, query: Query) -> Any:
+            inside.append("recall")
+            try:
+                return super().recall(query)
+            finally:
+                inside.pop()
+
+    class Slow(HashEmbedder):
+        batches_in_recall = 0
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            Slow.batches_in_recall += bool(inside)
+            time.sleep(0.02)  # a model would take this long for a batch
+            return super().embed_documents(texts)
+
+    result = memeval.run([SCENARIOS / "pets-and-moves.yaml"],
+                         backends=[Watched(embedder=Slow(), persist=False)], reader="extractive",
+                         out=tmp_path / "run", cache=False, control=False, report=False)
+    assert Slow.batches_in_recall == 0  # every batch was embedded in settle, before recall
+    records = result.records()
+    assert (records["deferred_s"] >= 0.02).sum() >= 1
+    latency = result.cells[0].latency_s
+    assert latency.deferred and latency.deferred.mean and latency.observe_per_turn
+    assert latency.observe.mean is not None
+    assert latency.observe_per_turn > latency.observe.mean

@@ -176,3 +176,33 @@ def test_a_partial_run_says_so_in_its_report(tmp_path: Path) -> None:
     html = write_report(result.run_dir).read_text(encoding="utf-8")
     assert f"<b>Partial run</b>: 3 of {planned} probes recorded" in html
     assert "--resume" in html
+
+
+def test_headline_names_the_leader_and_the_control_appears_once(tmp_path: Path) -> None:
+    """extractive reader: full_context holds every fact, a two-turn window few."""
+    result = memeval.run([SCENARIOS / "pets-and-moves.yaml"],
+                         backends=["full_context", "window:tokens=40", "oracle"],
+                         reader="extractive", out=tmp_path / "run", cache=False)
+    html = (tmp_path / "run" / "report.html").read_text()
+    head = html[html.index('<p id="headline">'):]
+    head = head[:head.index("</p>")]
+    assert "<b>full_context</b> keeps the most" in head and "Next is <b>window" in head
+    full, none = result.cell("full_context"), result.cell("window:tokens=40")
+    assert full.evidence_retention and none.evidence_retention
+    assert full.evidence_retention.value > none.evidence_retention.value
+    assert ("significant" in head) and "McNemar" in head and "oracle" in head
+    # memorization is one sentence under the table, not a column repeated on every row
+    assert html.count('id="control"') == 1 and "memorization (control)" not in html
+    assert all(name in html for name in ("memory score", "abstention", "evidence retention"))
+    # the retention chart of a cell names its backend whole, not "no_memory · extractive (contro"
+    assert "Retention vs distance: full_context" in html and "(contro<" not in html
+
+
+def test_axis_ticks_are_round() -> None:
+    from memeval.report.svg import nice_ticks, scatter
+
+    assert nice_ticks(105.265, 471.508) == [100, 200, 300, 400, 500]
+    assert nice_ticks(0.0, 0.97) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    svg = scatter("t", [("a", 105.265, 0.3), ("b", 471.508, 0.6)], "x", "y")
+    x_labels = re.findall(r'y="250" text-anchor="middle">([^<]+)</text>', svg)
+    assert x_labels == ["0", "200", "400", "600"]  # the points padded by 15 %, then rounded

@@ -16,9 +16,9 @@ from memeval.records import Cell, RunConfig, read_records
 from memeval.runner import CellRuntime, execute_cell, plan_run
 
 from ..conftest import ROOT, SCENARIOS
+from ..helpers import MEASURED
 
 #: Measured, not replayed: they differ between any two runs.
-MEASURED = {"observe_s", "recall_s", "answer_s", "cached", "peak_rss_bytes"}
 
 
 def comparable(records: list) -> list[dict]:

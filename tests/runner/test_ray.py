@@ -19,10 +19,10 @@ import memeval
 from memeval.records import read_records
 
 from ..conftest import ROOT, SCENARIOS
+from ..helpers import MEASURED
 
 pytestmark = pytest.mark.ray
 
-MEASURED = {"observe_s", "recall_s", "answer_s", "cached", "peak_rss_bytes"}
 
 
 def _loopback_namespace() -> str | None:

@@ -17,14 +17,12 @@ from memeval.records import RECORDS, read_records
 from memeval.scenario import load_scenario
 
 from ..conftest import ROOT, SCENARIOS
-from ..helpers import EchoReader, FlakyBackend
-
-TIMING = {"observe_s", "recall_s", "answer_s", "cached", "peak_rss_bytes"}
+from ..helpers import MEASURED, EchoReader, FlakyBackend
 
 
 def stable(run_dir: Path) -> list[dict]:
     """Records without the fields that vary from run to run (timings, cache hits)."""
-    rows = [r.model_dump(exclude=TIMING) for r in read_records(run_dir)]
+    rows = [r.model_dump(exclude=MEASURED) for r in read_records(run_dir)]
     return sorted(rows, key=lambda r: (r["scenario"], r["backend"], r["probe"]))
 
 
