@@ -11,7 +11,7 @@ attention call, so no layer's full attention matrix is kept (and
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -80,15 +80,24 @@ def block_ess(rows: Any, i: int) -> dict[str, list[float]]:
     return {name: values.tolist() for name, values in found.items()}
 
 
+#: Per layer index and keys: the keys a KV policy gives back, and which positions it holds.
+View = Callable[[int, Any], tuple[Any, Any]]
+
+
 class _Collector:
-    def __init__(self, positions: Sequence[int]):
+    def __init__(self, positions: Sequence[int], view: View | None = None):
         self.positions = list(positions)
+        self.view = view
         self.layers: list[dict[str, Any]] = []  # metric -> positions × heads, on the device
 
     def collect(self, query: Any, key: Any, mask: Any, scaling: float) -> None:
         import torch
 
         heads, kv_heads = query.shape[1], key.shape[1]
+        held = None
+        if self.view is not None:
+            key, held = self.view(len(self.layers), key)
+            held = None if held is None else held.repeat_interleave(heads // kv_heads, dim=0)
         key = key[0].repeat_interleave(heads // kv_heads, dim=0).float().transpose(-1, -2)
         length = key.shape[-1]
         grams = []
@@ -97,6 +106,8 @@ class _Collector:
             scores = (query[0, :, i:end].float() @ key) * scaling
             if mask is not None:
                 scores = scores + mask[0, :, i:end, :length].float()
+            if held is not None:  # inputs before i that the policy evicted carry no attention
+                scores[..., :i] = scores[..., :i].masked_fill(~held[:, None, :i], float("-inf"))
             grams.append(_grams(torch.softmax(scores, dim=-1), i, ROWS))
         # one batched eigen-decomposition per layer: positions × (sink, no sink) × heads
         found = _from_gram(torch.stack(grams))
@@ -146,14 +157,15 @@ def _implementation(model: Any) -> Iterator[None]:
         model.set_attn_implementation(before)
 
 
-def effective_state_size(model: Any, input_ids: Any, positions: Sequence[int]
-                         ) -> dict[int, dict[str, list[list[float]]]]:
-    """ESS at each position: metric → layers × heads, from one forward pass over `input_ids`."""
+def effective_state_size(model: Any, input_ids: Any, positions: Sequence[int],
+                         view: View | None = None) -> dict[int, dict[str, list[list[float]]]]:
+    """ESS at each position: metric → layers × heads, from one forward pass over `input_ids`;
+    with a KV policy's `view`, over the keys and positions the policy holds."""
     import torch
 
     length = input_ids.shape[-1]
     wanted = sorted({p for p in positions if 2 <= p < length})
-    collector = _Collector(wanted)
+    collector = _Collector(wanted, view)
     token = _ACTIVE.set(collector)
     try:
         with _implementation(model), torch.inference_mode():

@@ -16,6 +16,8 @@ from typing import Any
 from memeval.adapters import quiet_transformers
 from memeval.adapters.readers import PROMPT_ID, build_prompt, first_line
 from memeval.adapters.readers.decode import answer_fast
+from memeval.adapters.readers.kv import KvPolicy
+from memeval.adapters.readers.kv_read import answer_with_policy, ess_view
 from memeval.protocols import Answer, Reader, Usage
 
 
@@ -45,10 +47,18 @@ class TransformersReader(Reader):
             shared prompt prefixes computed once, CUDA graphs on CUDA) where it applies,
             else `generate`; "compiled": the same with the step compiled by torch.compile;
             "generate": always transformers' `generate`.
+        kv: KV-cache policy (`kv.py`): "full" (default), "window" (attention sinks and a
+            recent window), "snapkv", "tova", "knorm" (score-based eviction) or "quant".
+        ratio: Share of the notes' positions that eviction drops (default 0.5).
+        sink: Attention-sink positions `window` keeps (default 4).
+        window: Recent positions `window` keeps (default 256).
+        bits: 8 or 4, for `quant` (default 8).
     """
 
     def __init__(self, model: str = "", max_new_tokens: int = 24, context_tokens: int = 8192,
-                 device: str = "auto", batch_size: int = 8, decode: str = "auto"):
+                 device: str = "auto", batch_size: int = 8, decode: str = "auto",
+                 kv: str = "full", ratio: float | None = None, sink: int | None = None,
+                 window: int | None = None, bits: int | None = None):
         self.model = model
         self.max_new_tokens = max_new_tokens
         self.context_tokens = context_tokens
@@ -60,6 +70,12 @@ class TransformersReader(Reader):
         self._decoder: Any = None  # the fast path's state; False once it does not apply
         self._model: Any = None
         self._tokenizer: Any = None
+        self.kv_policy = KvPolicy.parse(kv, ratio=ratio, sink=sink, window=window, bits=bits)
+
+    @property
+    def name(self) -> str | None:
+        """The label of a reader object under a KV policy (None: its class name)."""
+        return None if self.kv_policy.kind == "full" else f"{type(self).__name__}:{self.kv_policy.label}"
 
     def model_path(self) -> Path:
         if not self.model:
@@ -122,6 +138,8 @@ class TransformersReader(Reader):
         self._load()
         tok = self.tokenizer
         prompts = [self._prompt(q, c) for q, c in requests]
+        if self.kv_policy.kind != "full":
+            return answer_with_policy(self, requests)
         if (fast := answer_fast(self, prompts)) is not None:
             return fast
         answers: list[Answer | None] = [None] * len(prompts)
@@ -224,8 +242,10 @@ class TransformersReader(Reader):
             token_of.append((label, index - cut))
         import torch
 
+        view = None if self.kv_policy.kind == "full" else ess_view(  # ESS over what the policy keeps
+            self._model, self.kv_policy, ids[cut:], token_of[-1][1])
         found = effective_state_size(self._model, torch.tensor([ids[cut:]], device=self._model.device),
-                                     [t for _, t in token_of])
+                                     [t for _, t in token_of], view=view)
         return [{"label": label, "token": t, "values": found[t]}
                 for label, t in token_of if t in found]
 
@@ -256,5 +276,5 @@ class TransformersReader(Reader):
             "prompt": PROMPT_ID, "max_new_tokens": self.max_new_tokens,
             "context_tokens": self.context_tokens, "decoding": "greedy", "logprobs": True,
             "dtype": "bfloat16" if device.startswith("cuda") else "float32",
-            "device": device.split(":")[0],
+            "device": device.split(":")[0], **self.kv_policy.identity(),
         }

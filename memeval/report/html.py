@@ -10,6 +10,7 @@ from pathlib import Path
 
 from memeval.records import Manifest, ProbeRecord, read_manifest, read_records
 from memeval.report.compare import paired_difference
+from memeval.report.memory_points import pareto_chart
 from memeval.report.svg import Series, bars, line_chart, scatter
 from memeval.scoring.model import CellScores, ProbeVerdict, Rate, Scores, Summary, read_scores
 from memeval.scoring.verdicts import is_oracle
@@ -394,7 +395,7 @@ said otherwise.</p>{notes}
 <h2>Leakage</h2>
 {_leakage(cells)}
 {_ess(cells)}
-
+{pareto_chart(cells)}
 <h2>Probes</h2>
 <div class="filters"><input id="f-text" type="search" placeholder="filter text">
 <select id="f-backend"><option value="">all backends</option>{options}</select>

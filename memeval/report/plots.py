@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from memeval.report.html import pareto
+from memeval.report.memory_points import pareto_points
 from memeval.scoring.model import CellScores, Scores, read_scores
 
 if TYPE_CHECKING:
@@ -87,5 +88,40 @@ def plot_cost_vs_retention(run: Run, tokens: str = "reader_input") -> Figure:
     ax.set_ylabel("answer retention")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("Cost against retention")
+    fig.tight_layout()
+    return fig
+
+
+def plot_pareto(runs: Run | list[Run]) -> Figure:
+    """Answer retention against bytes held (log scale), both kinds of memory on one chart:
+    agent backends by their peak footprint, KV-cache policies by the KV bytes held at the
+    answer; the Pareto frontier (fewest bytes for the retention) dashed.
+
+    Args:
+        runs: A `RunResult`, a run directory or its `Scores`, or a list of them (one run per
+            reader policy, say).
+    """
+    import matplotlib.pyplot as plt
+
+    points = pareto_points(runs)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for kind, marker, label in (("agent", "o", "agent memory (footprint)"),
+                                ("kv", "s", "KV cache (bytes at the answer)")):
+        mine = [(n, x, y) for k, n, x, y in points if k == kind]
+        if mine:
+            ax.scatter([x for _, x, _ in mine], [y for _, _, y in mine], marker=marker, s=40, label=label)
+        for name, x, y in mine:
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7)
+    named = [(f"{k}:{n}", x, y) for k, n, x, y in points]
+    frontier = sorted((x, y) for name, x, y in named if name in pareto(named))
+    if len(frontier) > 1:
+        ax.plot(*zip(*frontier, strict=True), linestyle="--", color="grey", label="Pareto frontier")
+    if points:
+        ax.set_xscale("log")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("bytes held (log)")
+    ax.set_ylabel("answer retention")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Retention against memory: agent backends and KV-cache policies")
     fig.tight_layout()
     return fig

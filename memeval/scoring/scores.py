@@ -138,20 +138,23 @@ def _ess(ok: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeV
 
 def _kv(ok: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVerdict]
         ) -> dict[str, Any] | None:
-    """Mean KV-cache bytes held at the answer and compression ratio against the full cache
-    (1 for a reader without a KV policy), beside answer retention, overall and per probe kind."""
+    """Mean KV-cache bytes held at the answer per prompt (a batched call's bytes over its batch
+    size) and compression ratio against the full cache (1 for a reader without a KV policy),
+    beside answer retention, overall and per probe kind."""
     held = [r for r in ok if r.reader_stats.get("kv_cache_bytes")]
     if not held:
         return None
 
     def block(rs: list[ProbeRecord]) -> dict[str, Any]:
-        def mean(values: list[float]) -> float:
+        def mean(key: str, default: float = 0.0, per_prompt: bool = True) -> float:
+            values = [r.reader_stats.get(key, default)
+                      / (r.reader_stats.get("batch_size", 1) or 1 if per_prompt else 1) for r in rs]
             return round(sum(values) / len(values), DIGITS)
 
         correct = [float(c) for r in rs if (c := verdicts[r.key].correct) is not None]
-        return {"n": len(rs), "bytes": mean([r.reader_stats["kv_cache_bytes"] for r in rs]),
-                "formula_bytes": mean([r.reader_stats.get("kv_cache_bytes_formula", 0.0) for r in rs]),
-                "compression_ratio": mean([r.reader_stats.get("kv_compression_ratio", 1.0) for r in rs]),
+        return {"n": len(rs), "bytes": mean("kv_cache_bytes"),
+                "formula_bytes": mean("kv_cache_bytes_formula"),
+                "compression_ratio": mean("kv_compression_ratio", 1.0, per_prompt=False),
                 "answer_retention": rate(correct)}
 
     kinds: dict[str, list[ProbeRecord]] = defaultdict(list)
