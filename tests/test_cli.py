@@ -23,7 +23,7 @@ runner = CliRunner()
 def test_validate_accepts_every_bundled_scenario() -> None:
     result = runner.invoke(app, ["validate", str(SCENARIOS)])
     assert result.exit_code == 0, result.output
-    assert f"{len(list(SCENARIOS.glob('*.yaml')))} scenario file(s) OK" in result.output
+    assert f"{len(list(SCENARIOS.rglob('*.yaml')))} scenario file(s) OK" in result.output
 
 
 def test_validate_prints_one_line_per_problem(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ def test_bundled_scenarios_reference_backends(tmp_path: Path) -> None:
     assert cells["oracle"]["evidence_retention"]["value"] == 1.0
     assert 0.0 < cells["full_context"]["evidence_retention"]["value"] <= 1.0
     records = result.records()
-    probes = sum(len(load_scenario(p).probes) for p in SCENARIOS.glob("*.yaml"))
+    probes = sum(len(load_scenario(p).probes) for p in SCENARIOS.rglob("*.yaml"))
     assert len(records) == 3 * probes
     assert set(records["backend"]) == {"full_context", "no_memory", "oracle"}
     # isolation: bob never sees alice's dog through the user-scoped reference backends
@@ -165,7 +165,7 @@ def test_limit_and_seed_in_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("OPENAI_API_KEY", "sk-do-not-leak-123")
     result = memeval.run(SCENARIOS, backends=["no_memory"], reader="extractive",
                          out=tmp_path / "run", limit=2, seed=5)
-    bundled = sorted(SCENARIOS.glob("*.yaml"))
+    bundled = sorted(SCENARIOS.rglob("*.yaml"))
     assert len(result.records()) == 2 * len(bundled)
     text = (result.run_dir / "manifest.json").read_text()
     assert "sk-do-not-leak-123" not in text
