@@ -40,3 +40,14 @@ def test_your_backend_checks_then_evaluates_a_custom_backend() -> None:
     assert kinds(outputs).count("image/png") >= 1
     assert any("<table" in out["data"]["text/html"] for out in outputs
                if "text/html" in out.get("data", {}))
+
+
+@pytest.mark.model
+def test_kv_policies_compares_policies_on_one_chart() -> None:
+    outputs = execute("kv_policies.ipynb")
+    assert kinds(outputs).count("image/png") >= 1
+    tables = [out["data"]["text/html"] for out in outputs if "text/html" in out.get("data", {})]
+    assert any("<table" in t and "compression_ratio" in t and "snapkv 50 %" in t for t in tables)
+    text = "".join(out.get("text", "") for out in outputs)
+    gap = float(text.split("largest gap ")[1].split("%")[0])
+    assert gap <= 5.0 and "report.html" in text
