@@ -73,15 +73,16 @@ class EmbeddedReader(TransformersReader):
         context_tokens: Largest prompt; backends fit their recall to it.
         device: "auto" (CUDA when available), "cpu" or "cuda[:N]".
         batch_size: Prompts generated together by `answer_many`.
+        decode: The decode loop, as for `TransformersReader` (auto, compiled or generate).
         kv, ratio, sink, window, bits: The KV-cache policy, as for `TransformersReader`.
     """
 
     def __init__(self, max_new_tokens: int = 24, context_tokens: int = 8192,
-                 device: str = "auto", batch_size: int = 8, kv: str = "full",
+                 device: str = "auto", batch_size: int = 8, decode: str = "auto", kv: str = "full",
                  ratio: float | None = None, sink: int | None = None, window: int | None = None,
                  bits: int | None = None):
-        super().__init__("", max_new_tokens, context_tokens, device, batch_size, kv=kv, ratio=ratio,
-                         sink=sink, window=window, bits=bits)
+        super().__init__("", max_new_tokens, context_tokens, device, batch_size, decode=decode,
+                         kv=kv, ratio=ratio, sink=sink, window=window, bits=bits)
 
     def model_path(self) -> Path:
         return model_folder()
