@@ -334,7 +334,9 @@ def _record_line(record: ProbeRecord, blocks: BlockWriter) -> str:
         text = {"blocks": blocks.put(record.recall_text)}
     if len(items) >= INLINE_CHARS:  # one item a line, so that items two probes share are shared
         items = json.dumps({"blocks": blocks.put(
-            "".join(item.model_dump_json() + "\n" for item in record.recall_items))})
+            # defaults left out: a field most items leave empty (session_id) costs nothing
+            "".join(item.model_dump_json(exclude_defaults=True) + "\n"
+                    for item in record.recall_items))})
     return f'{line[:-1]},"recall_text":{json.dumps(text, ensure_ascii=False)},"recall_items":{items}}}'
 
 

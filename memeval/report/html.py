@@ -151,7 +151,9 @@ def chart_name(cell: CellScores, cells: list[CellScores]) -> str:
 def _observe(cell: CellScores) -> str:
     """Observe latency per turn, and per turn again with the work deferred to recall added."""
     latency = cell.latency_s
-    if not latency.deferred or not latency.deferred.mean or latency.observe_per_turn is None:
+    per_turn, deferred = latency.observe_per_turn, latency.deferred
+    # shown where deferring matters: a no-op settle still takes a few microseconds
+    if per_turn is None or not deferred or (deferred.mean or 0) < 1e-4:
         return _ms(latency.observe)
     return (f'{_ms(latency.observe)}<br><span class="muted">{latency.observe_per_turn * 1000:.3f} '
             "ms/turn with deferred work</span>")
