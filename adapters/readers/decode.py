@@ -22,6 +22,9 @@ Greedy answers are those of `generate(do_sample=False, stop_strings=["\\n"])`: t
 argmax over float32 logits, the same stop rule (the token that completes a newline, or
 end of sequence, is the row's last; later tokens are padding), up to floating-point
 differences of the attention kernels.
+One file on purpose: the cache layout, the attention over it, the captured step and the
+prefix tree share one slot convention (positions, padding, gaps); split, each part would
+have to restate it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""`memeval report`: one self-contained HTML file per run, readable offline from file://."""
+"""`memeval report`: one self-contained HTML file per run, readable offline from file://.
+
+One module on purpose: every section renders from the same few helpers (rates, bytes,
+chart names), and the page must stay one string with nothing loaded from elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -155,7 +159,7 @@ def _observe(cell: CellScores) -> str:
     # shown where deferring matters: a no-op settle still takes a few microseconds
     if per_turn is None or not deferred or (deferred.mean or 0) < 1e-4:
         return _ms(latency.observe)
-    return (f'{_ms(latency.observe)}<br><span class="muted">{latency.observe_per_turn * 1000:.3f} '
+    return (f'{_ms(latency.observe)}<br><span class="muted">{per_turn * 1000:.3f} '
             "ms/turn with deferred work</span>")
 
 

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from memeval.report.html import pareto
-from memeval.report.memory_points import pareto_points
-from memeval.scoring.model import CellScores, Scores, read_scores
+from memeval.report.memory_points import Run, cells_of, pareto_points
+from memeval.scoring.model import CellScores
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-
-class _HasRunDir(Protocol):
-    run_dir: Path
-
-
-Run = Scores | str | Path | _HasRunDir
-
-
-def _cells(run: Run) -> list[CellScores]:
-    if isinstance(run, Scores):
-        return run.cells
-    return read_scores(run if isinstance(run, (str, Path)) else run.run_dir).cells
 
 
 def _name(cell: CellScores) -> str:
@@ -42,7 +28,7 @@ def plot_retention(run: Run, unit: str = "sessions", measure: str = "answer") ->
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for cell in _cells(run):
+    for cell in cells_of(run):
         if cell.control:
             continue
         curve = getattr(getattr(cell.retention_curve, unit), measure)
@@ -75,7 +61,7 @@ def plot_cost_vs_retention(run: Run, tokens: str = "reader_input") -> Figure:
     import matplotlib.pyplot as plt
 
     points = [(_name(c), getattr(c.tokens, tokens).mean or 0.0,
-               c.answer_retention.value if c.answer_retention else 0.0) for c in _cells(run)]
+               c.answer_retention.value if c.answer_retention else 0.0) for c in cells_of(run)]
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, x, y in points:
         ax.scatter([x], [y], s=40)
