@@ -16,7 +16,7 @@ from typing import Any
 from memeval.adapters import quiet_transformers
 from memeval.adapters.readers import PROMPT_ID, build_prompt, first_line
 from memeval.adapters.readers.decode import answer_fast
-from memeval.adapters.readers.kv import KvPolicy
+from memeval.adapters.readers.kv import KvPolicy, formula_bytes
 from memeval.adapters.readers.kv_read import answer_with_policy, ess_view
 from memeval.protocols import Answer, Reader, Usage
 
@@ -250,7 +250,8 @@ class TransformersReader(Reader):
                 for label, t in token_of if t in found]
 
     def kv_bytes_formula(self, tokens: int) -> int:
-        """2 × layers × KV heads × head dim × bytes per element × tokens."""
+        """2 × layers × KV heads × head dim × bytes per element × tokens (every layer holding
+        every token, as the fast decode path's slot cache does)."""
         cfg = self._model.config.get_text_config()
         kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
@@ -260,9 +261,11 @@ class TransformersReader(Reader):
         import torch
 
         batch, length = out.sequences.shape
-        # the last generated token is never fed back, so the cache holds one position less
+        # the last generated token is never fed back, so the cache holds one position less;
+        # transformers' cache keeps a sliding-window layer's window only
+        held = batch * formula_bytes(self._model, self.kv_policy, length - 1, 0)[1]
         stats = {"batch_size": batch, "kv_cache_bytes": cache_bytes(out.past_key_values),
-                 "kv_cache_bytes_formula": self.kv_bytes_formula(batch * (length - 1)),
+                 "kv_cache_bytes_formula": held,
                  "tokens_per_s": round(new_tokens / seconds, 3) if seconds else 0.0}
         if cuda:
             stats["gpu_peak_allocated_bytes"] = torch.cuda.max_memory_allocated(self._model.device)

@@ -195,36 +195,32 @@ def test_a_run_under_a_policy_scores_kv_bytes_and_plots_the_pareto_chart(tiny: P
 
 # --- the packaged Gemma 3 270M --------------------------------------------------------------
 
-SHORT = ("[2025-03-01 09:00]\nuser: I adopted a beagle and named him Zorblat!\n"
-         "assistant: Congratulations, Zorblat is a great name.\nuser: We live in Lisbon.")
-
-
-@pytest.fixture(scope="module")
-def gemma() -> TransformersReader:
-    from memeval.adapters.readers.embedded import EmbeddedReader
-
-    reader = EmbeddedReader(device="cpu")
-    reader._load()
-    return reader
-
-
-def _sharing(gemma: TransformersReader, **options: object) -> TransformersReader:
-    from memeval.adapters.readers.embedded import EmbeddedReader
-
-    reader = EmbeddedReader(device="cpu", **options)  # type: ignore[arg-type]
-    reader._model, reader._tokenizer = gemma._model, gemma._tokenizer  # one model in memory
-    return reader
-
 
 @pytest.mark.model
-def test_gemma_answers_under_every_policy_with_bytes_as_the_formula_says(
-        gemma: TransformersReader) -> None:
-    full = gemma.answer("What is my dog's name?", SHORT)
+def test_gemma_runs_a_scenario_under_every_policy_with_bytes_as_the_formula_says(
+        tmp_path: Path) -> None:
+    """Each policy answers two probes of a bundled scenario over full_context's notes."""
+    def run(kv: dict[str, object]) -> memeval.RunResult:
+        options = "".join(f",{key}={value}" for key, value in kv.items())
+        return memeval.run(SCENARIOS / "garden-club.yaml", backends=["full_context"],
+                           reader=f"embedded:device=cpu{options}", out=tmp_path / str(len(kv)) /
+                           "-".join(map(str, kv.values())), control=False, limit=2, report=False)
+
+    # the reference is transformers' own cache, prompt by prompt, as the policies use it (the
+    # fast decode path holds every slot of every layer and pads batches: more bytes)
+    full = run({"decode": "generate", "batch_size": 1}).cell("full_context").kv
+    assert full is not None and full.compression_ratio == 1.0 and full.n == 2
+    assert abs(full.bytes - full.formula_bytes) <= 0.05 * full.formula_bytes
     for options in POLICIES:
-        answer = _sharing(gemma, **options).answer("What is my dog's name?", SHORT)
-        s = answer.stats
-        assert answer.text and "\n" not in answer.text, options
-        assert abs(s["kv_cache_bytes"] - s["kv_cache_bytes_formula"]) <= 0.05 * s["kv_cache_bytes_formula"]
-        assert s["kv_cache_bytes"] < full.stats["kv_cache_bytes"], options
+        result = run(options)
+        records = result.records()
+        assert len(records) == 2 and records["answer"].str.len().gt(0).all(), options
+        assert not records["error"].notna().any(), options
+        kv = result.cell("full_context").kv
+        assert kv is not None and kv.n == 2, options
+        assert abs(kv.bytes - kv.formula_bytes) <= 0.05 * kv.formula_bytes, options
+        assert kv.bytes < full.bytes and kv.compression_ratio > 1.0, options
+        # the ratio each record gives against its own full cache agrees with the full run's
+        assert abs(full.bytes / kv.bytes - kv.compression_ratio) <= 0.05 * kv.compression_ratio
         if options == {"kv": "snapkv", "ratio": 0.5}:  # about half of the full cache
-            assert 0.4 <= s["kv_cache_bytes"] / full.stats["kv_cache_bytes"] <= 0.6
+            assert 0.4 <= kv.bytes / full.bytes <= 0.6
