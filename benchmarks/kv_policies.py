@@ -2,17 +2,20 @@
 (measured and by formula), peak GPU memory and tokens/s of each policy against the full cache.
 Random weights: figures of memory and speed only, no retention.
 
-    python benchmarks/kv_policies.py [--lengths 8192,16384,32768] [--new-tokens 32] [--tiny]
+    python benchmarks/kv_policies.py [--lengths 8192,16384,32768] [--new-tokens 32]
+                                     [--policies quant] [--tiny]
 
 Builds a Llama-architecture model of about 1B parameters from a config (nothing is
 downloaded; `--tiny`: a few hundred thousand, to check the script on a CPU), then answers
-one question over notes of each length under every policy (CUDA when present).
+one question over notes of each length under every policy (CUDA when present). Each
+length is answered once untimed first, so the timed answer is warm at its own shape.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -51,6 +54,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", default="8192,16384,32768")
     parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--policies", default="",
+                        help="only the policies this regular expression finds (e.g. quant); full always runs")
     parser.add_argument("--tiny", action="store_true", help="a tiny model, to check the script")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
@@ -71,13 +76,14 @@ def main() -> None:
         weights = torch.cuda.memory_allocated() if cuda else 0
         params = sum(p.numel() for p in base._model.parameters())
         texts = {n: notes(base, n) for n in lengths}
-        for policy in POLICIES:
+        for policy in [p for p in POLICIES if re.search(args.policies, p) or p == "kv=full"]:
             reader = TransformersReader(model=str(folder), max_new_tokens=args.new_tokens,
                                         context_tokens=max(lengths) + 1024, **options(policy))  # type: ignore[arg-type]
             reader._model, reader._tokenizer = base._model, base._tokenizer  # one model for all
-            reader.answer("What is the locker code?", texts[lengths[0]][:2000])  # warm up
             for n in lengths:
+                reader.answer("What is the locker code?", texts[n])  # warm, at the timed shape
                 if cuda:
+                    torch.cuda.synchronize()
                     torch.cuda.empty_cache()
                 began = time.perf_counter()
                 answer = reader.answer("What is the locker code?", texts[n])
