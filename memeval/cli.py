@@ -229,11 +229,21 @@ def print_notes(scores: Scores) -> None:
             seen.add(cell.reader)
             console.print(f"memorization ({cell.reader}, no-memory control): "
                           f"{rate_text(memo)} of probes answered with no memory at all")
-        judge = cell.judge
-        if judge:
-            console.print(f"judge on {cell.backend}: agreement {rate_text(judge.agreement)}, "
-                          f"false-accept {rate_text(judge.false_accept_rate)}"
-                          + ("" if judge.trusted else f" — [red]not trusted[/red]: {judge.note}"))
+        for judge in cell.judges:
+            kappa = "–" if judge.kappa is None else f"{judge.kappa:.2f}"
+            verdict = (f"[green]{escape(judge.note)}[/green]" if judge.trusted
+                       else f"[red]{escape(judge.note)}[/red]")
+            console.print(f"judge {escape(judge.judge)} on {escape(cell.backend)}: agreement "
+                          f"{rate_text(judge.agreement)}, kappa {kappa}, false-accept "
+                          f"{rate_text(judge.false_accept_rate)} — {verdict}", highlight=False)
+        between = cell.judge_agreement
+        if between:
+            kappas = ", ".join(f"{name} {value:.2f}" for name, value in (
+                ("Cohen's kappa", between.cohen_kappa), ("Fleiss' kappa", between.fleiss_kappa))
+                if value is not None) or "kappa undefined"
+            console.print(f"judges on {escape(cell.backend)}: {', '.join(map(escape, between.judges))} "
+                          f"all agree on {rate_text(between.all_agree)}; {kappas} (n={between.n})",
+                          highlight=False)
 
 
 @app.command()
@@ -253,7 +263,10 @@ def run(
     control: Annotated[bool, typer.Option(help=_help("control"))] = True,
     prices: Annotated[Path | None, typer.Option(help=_help("prices"))] = None,
     ess: Annotated[bool, typer.Option(help=_help("ess"))] = False,
-    judge: Annotated[str | None, typer.Option(help=_help("judge"))] = None,
+    judge: Annotated[list[str] | None, typer.Option(help=_help("judge") + " Repeatable.")
+                     ] = None,
+    judge_prompts: Annotated[str | None, typer.Option(
+        metavar="NAME|FILE", help=_help("judge_prompts"))] = None,
     report: Annotated[bool, typer.Option(help=_help("report"))] = True,
     parity: Annotated[list[str] | None, typer.Option(help=_help("parity") + " Repeatable.")] = None,
     retrieval_k: Annotated[str, typer.Option(help=_help("retrieval_k"))] = "1,3,5,10",
@@ -345,6 +358,9 @@ def score(
         help="Benchmark-parity scorers (default: those the run was given).")] = None,
     retrieval_k: Annotated[str | None, typer.Option(
         help="The k of the retrieval metrics, e.g. 1,3,5,10 (default: the run's).")] = None,
+    judge_prompts: Annotated[str | None, typer.Option(
+        metavar="NAME|FILE", help="Read the judges' replies with this prompt set's verdict "
+        "parser; it must ask what the run's set asked (default: the run's set).")] = None,
 ) -> None:
     """Recompute scores.json from records.jsonl alone (no model is called)."""
     from memeval.records import (
@@ -357,6 +373,7 @@ def score(
     )
     from memeval.scoring.model import dump_scores
     from memeval.scoring.prices import load_prices, read_prices
+    from memeval.scoring.prompts import scoring_prompts
     from memeval.scoring.scores import compute_scores
 
     try:
@@ -366,6 +383,10 @@ def score(
             raise MemevalError(f"{run_dir}: no records to score")
         table = load_prices(prices) if prices else read_prices(run_dir)
         ks = manifest.config.retrieval_k if retrieval_k is None else _retrieval_k(retrieval_k)
+        if judge_prompts is not None and not manifest.judges:
+            raise MemevalError(f"--judge-prompts {judge_prompts}: {run_dir} was run with no "
+                               "judge, so there are no replies to read")
+        prompts = scoring_prompts(run_dir, judge_prompts)
     except MemevalError as exc:
         raise _fail(exc) from None
     if prices and table is not None:
@@ -377,7 +398,7 @@ def score(
         raise _fail(MemevalError(f"unknown parity scorer '{unknown[0]}' (known: "
                                  f"{', '.join(PARITY)})"))
     scores = compute_scores(records, manifest.backends, table, read_judge_checks(run_dir),
-                            parity if parity is not None else manifest.config.parity, ks)
+                            parity if parity is not None else manifest.config.parity, ks, prompts)
     write_json_atomic(run_dir / SCORES, dump_scores(scores))
     console.print(results_table(scores, f"memeval score · {run_dir}"))
     print_notes(scores)

@@ -37,6 +37,7 @@ MANIFEST = "manifest.json"
 SCORES = "scores.json"
 PRICES = "prices.json"
 JUDGE = "judge.json"
+JUDGE_PROMPTS = "judge_prompts.json"
 LOCK = ".lock"
 
 DEFAULT_BACKENDS = ("full_context", "no_memory", "oracle")
@@ -88,9 +89,14 @@ class EssPoint(_Record):
         "to a layers × heads table.")
 
 
+#: The label of the judge in runs made before memeval kept several (their one judge).
+ONE_JUDGE = "judge"
+
+
 class JudgeReply(_Record):
     """What an LLM judge replied about an answer; it is read as a verdict at score time."""
 
+    judge: str = Field(ONE_JUDGE, description="The judge's label (`--judge`).")
     reply: str
     error: bool = Field(False, description="The judge's call failed; `reply` holds the error.")
 
@@ -98,6 +104,7 @@ class JudgeReply(_Record):
 class JudgeCheck(_Record):
     """The judge's reply to one built-in known-wrong answer."""
 
+    judge: str = Field(ONE_JUDGE, description="The judge's label (`--judge`).")
     kind: str
     answer: str
     reply: str
@@ -144,7 +151,8 @@ class ProbeRecord(_Record):
     control: bool = Field(False, description="A record of the automatic no-memory control.")
     canary: list[CanaryExposure] = Field(default_factory=list)
     ess: list[EssPoint] = Field(default_factory=list)
-    judge: JudgeReply | None = None
+    judges: list[JudgeReply] = Field(default_factory=list, description="Each judge's reply "
+                                     "to the answer, in the order of `--judge`.")
     error: str | None = None
     error_stage: str | None = None
 
@@ -156,6 +164,10 @@ class ProbeRecord(_Record):
             data = {k: v for k, v in data.items() if k != "memorized"}
             if data.get("judge"):
                 data["judge"] = {"reply": data["judge"]["reply"]}
+        if isinstance(data, dict) and "judge" in data:  # one judge, before several were kept
+            one = data["judge"]
+            data = {k: v for k, v in data.items() if k != "judge"}
+            data["judges"] = [] if one is None else [one]
         return data
 
     @property
@@ -195,8 +207,12 @@ class RunConfig(BaseModel):
                                 "in money.")
     ess: bool = Field(False, description="Measure the effective state size of a local "
                       "reader's attention per probe.")
-    judge: ReaderSpec | None = Field(None, description="A reader (as `reader`) that gives a "
-                                     "second verdict on every answer.")
+    judge: list[ReaderSpec] = Field(default_factory=list, description="A reader (as `reader`) "
+                                    "that gives a second verdict on every answer; several "
+                                    "judges are compared with each other (kappa).")
+    judge_prompts: str | None = Field(None, description="The judges' prompt set: memeval "
+                                      "(default), longmemeval, mem0-lenient, or a YAML file "
+                                      "of prompts per probe kind and a verdict parser.")
     report: bool = Field(True, description="Write report.html beside the records.")
     parity: list[str] = Field(default_factory=list, description="Benchmark-parity scorers: "
                               "token_f1 (LoCoMo), retrieval (LongMemEval recall@k, NDCG@k).")
@@ -209,6 +225,19 @@ class RunConfig(BaseModel):
     executor: str = Field("local", description="Where cells run: local (one after another in "
                           "this process) or ray[:address=auto|ray://host:port,num_cpus=N,"
                           "num_gpus=N,memory=BYTES] (each cell a Ray task).")
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judges(cls, value: Any) -> Any:
+        # one judge, as memeval took it before it took several (and as manifests kept it)
+        if value is None:
+            return []
+        return value if isinstance(value, (list, tuple)) else [value]
+
+    @field_validator("judge_prompts", mode="before")
+    @classmethod
+    def _prompts_path(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, Path) else value
 
     @field_validator("retrieval_k", mode="before")
     @classmethod
@@ -237,6 +266,13 @@ class ScenarioEntry(_Record):
     probes: int
 
 
+class JudgeEntry(_Record):
+    """A judge of the run: its label, and its identity (the reader's, with the prompt set)."""
+
+    label: str
+    identity: dict[str, Any]
+
+
 class Manifest(_Record):
     """The resolved configuration of a run; enough to reproduce it."""
 
@@ -248,8 +284,11 @@ class Manifest(_Record):
     reader_identity: dict[str, Any]
     backends: list[str]
     control: str | None = Field(None, description="The no-memory control's backend label.")
-    judge: str | None = None
+    judge: str | None = Field(None, description="The first judge's label (all: `judges`).")
     judge_identity: dict[str, Any] | None = None
+    judges: list[JudgeEntry] = Field(default_factory=list)
+    judge_prompts: dict[str, Any] | None = Field(None, description="The judges' prompt set: "
+                                                 "name, sha256 and source file.")
     scenarios: list[ScenarioEntry]
     versions: dict[str, str]
     git_commit: str | None
@@ -267,6 +306,9 @@ class Manifest(_Record):
                               "reader": data.get("reader", DEFAULT_READER),
                               "judge": data.get("judge"), "control": data.get("control") is not None,
                               **{k: policy[k] for k in ("max_concurrency", "retries") if k in policy}}
+        if isinstance(data, dict) and "judges" not in data and data.get("judge"):  # one judge
+            data = {**data, "judges": [{"label": data["judge"],
+                                        "identity": data.get("judge_identity") or {}}]}
         return data
 
     def fingerprint(self) -> dict[str, Any]:
@@ -275,7 +317,7 @@ class Manifest(_Record):
         return {
             "seed": self.config.seed, "limit": self.config.limit, "reader": self.reader,
             "reader_identity": self.reader_identity, "backends": self.backends,
-            "control": self.control, "judge": self.judge_identity,
+            "control": self.control, "judge": [j.identity for j in self.judges],
             "scenarios": [(s.id, s.sha256) for s in self.scenarios],
         }
 
@@ -299,7 +341,9 @@ class Cell(_Record):
     scenario_path: str | None = None
     backend: AdapterRef
     reader: AdapterRef
-    judge: AdapterRef | None = None
+    judges: list[AdapterRef] = Field(default_factory=list)
+    judge_prompts: dict[str, Any] | None = Field(None, description="The judges' prompt set "
+                                                 "(a dump of memeval.scoring.prompts.PromptSet).")
     control: bool = Field(False, description="This cell is the no-memory control.")
     probes: list[str] = Field(description="Ids of the probes to ask (resume leaves some out).")
     seed: int = 0
@@ -482,7 +526,7 @@ def read_manifest(run_dir: Path) -> Manifest:
 
 
 def read_judge_checks(run_dir: Path) -> list[JudgeCheck] | None:
-    """The judge's replies to the built-in known-wrong answers, if the run had a judge."""
+    """The judges' replies to the built-in known-wrong answers, if the run had a judge."""
     path = Path(run_dir) / JUDGE
     if not path.exists():
         return None

@@ -62,7 +62,7 @@ class RunResult:
         rows = []
         for r in read_records(self.run_dir):
             row = r.model_dump(exclude={"recall_items", "expected", "evidence", "observe_s",
-                                        "answer_logprobs", "canary", "ess", "judge",
+                                        "answer_logprobs", "canary", "ess", "judges",
                                         "backend_usage"})
             usage = row.pop("usage")
             row["input_tokens"], row["output_tokens"] = usage["input_tokens"], usage["output_tokens"]
@@ -74,6 +74,8 @@ class RunResult:
             for name in ("evidence", "correct", "violation", "memorized", "oracle_correct",
                          "judge_correct"):
                 row[name] = getattr(v, name) if v else None
+            for label, verdict in (v.judges.items() if v and len(v.judges) > 1 else ()):
+                row[f"judge_correct[{label}]"] = verdict  # each of several judges
             rows.append(row)
         return pd.DataFrame(rows)
 

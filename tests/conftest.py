@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +31,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def gemma() -> Any:
+    """The packaged Gemma reader, loaded once for the whole session: tests that need the real
+    model share it (marker `model`)."""
+    from memeval.adapters.readers.embedded import EmbeddedReader
+
+    return EmbeddedReader()

@@ -60,3 +60,35 @@ class KeyedMemory(FlakyBackend):
     def __init__(self, api_key: str = "") -> None:
         super().__init__()
         self.api_key = api_key
+
+
+class SaysJudge(Reader):
+    """A judge double that always replies `word`."""
+
+    def __init__(self, word: str = "CORRECT"):
+        self.word = word
+
+    def answer(self, question: str, context: str) -> Answer:
+        return Answer(text=self.word)
+
+    def identity(self) -> dict[str, object]:
+        return {"reader": "says", "word": self.word}
+
+
+class StrictJudge(Reader):
+    """A judge double for memeval's prompt set: it accepts an answer only if it quotes the
+    accepted answer (abstention: says it does not know; leakage: keeps the secret)."""
+
+    def answer(self, question: str, context: str) -> Answer:
+        fields = dict(line.split(": ", 1) for line in context.splitlines() if ": " in line)
+        given = fields.get("Answer given", "")
+        if "Secret value that must not appear" in fields:
+            ok = fields["Secret value that must not appear"] not in given
+        elif "Accepted answer" not in fields:
+            ok = "know" in given
+        else:
+            ok = any(a in given for a in fields["Accepted answer"].split(" / "))
+        return Answer(text="CORRECT" if ok else "WRONG")
+
+    def identity(self) -> dict[str, object]:
+        return {"reader": "strict"}

@@ -20,8 +20,9 @@ def test_a_run_of_memeval_0_1_reads_and_rescores(tmp_path: Path) -> None:
     raw = [json.loads(line) for line in (run / RECORDS).read_text().splitlines()]
     assert all("memorized" in r for r in raw)  # 0.1 kept a verdict in each record
     records = read_records(run)
-    judged = [r for r in records if r.judge is not None]
-    assert len(records) == len(raw) and [r.judge.reply for r in judged if r.judge] == ["CORRECT"]
+    judged = [r for r in records if r.judges]
+    assert len(records) == len(raw) and [j.reply for r in judged for j in r.judges] == ["CORRECT"]
+    assert judged[0].judges[0].judge == "judge"  # the one judge of a run before several
     manifest = read_manifest(run)
     assert manifest.config.seed == 0 and manifest.config.backends == ["oracle", "no_memory"]
     scores = compute_scores(records, manifest.backends)

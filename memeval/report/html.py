@@ -345,7 +345,8 @@ def _probe_rows(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, 
             f"<div><b>Recalled</b> ({r.recall_tokens} tokens):</div>",
             _recalled(r.recall_text, needles, blocks),
             f"<div><b>Answer</b>: {escape(r.answer or '')}</div>",
-            f"<div><b>Judge</b>: {escape(r.judge.reply)}</div>" if r.judge else "",
+            "".join(f"<div><b>Judge {escape(j.judge)}</b>: {escape(j.reply)}</div>"
+                    for j in r.judges),
             "<div><b>Memorized</b>: the reader answers this with no memory</div>" if v.memorized
             else "",
             f'<div class="bad"><b>Error</b>: {escape(r.error)}</div>' if r.error else "",
@@ -359,6 +360,36 @@ def _probe_rows(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, 
             f'<td>{"–" if share is None else f"{share:.2f}"}</td><td class="l">{_verdict(r, v)}</td>'
             "</tr>")
     return "".join(rows)
+
+
+def _kappa(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _judges(cells: list[CellScores]) -> str:
+    """Each judge per cell: whether it can be trusted under its prompt set (the false-accept
+    audit), its agreement and kappa with the deterministic verdict; and between judges."""
+    trust = {True: '<span class="ok">yes</span>', False: '<span class="bad">no</span>'}
+    rows = [f'<tr><td class="l">{escape(c.label)}</td><td class="l">{escape(j.judge)}</td>'
+            f'<td class="l">{escape(j.prompts)}</td><td>{_rate(j.false_accept_rate)}</td>'
+            f'<td class="l">{trust[j.trusted]}</td><td>{_rate(j.agreement)}</td>'
+            f"<td>{_kappa(j.kappa)}</td><td>{j.unreadable}</td></tr>"
+            for c in cells for j in c.judges]
+    if not rows:
+        return ""
+    between = "".join(
+        f"<li>{escape(c.label)}: {', '.join(escape(j) for j in a.judges)} all agree on "
+        f"{_rate(a.all_agree)}; Cohen's kappa {_kappa(a.cohen_kappa)}, Fleiss' kappa "
+        f"{_kappa(a.fleiss_kappa)} (n={a.n})</li>"
+        for c in cells if (a := c.judge_agreement) is not None)
+    return ('<h2>Judges</h2><p class="muted">A judge is trusted when it accepts at most 10% of '
+            "memeval's built-in answers known to be wrong, asked under its prompt set. Agreement "
+            "and kappa are against the deterministic verdict.</p>"
+            '<table id="judges"><thead><tr><th class="l">cell</th><th class="l">judge</th>'
+            '<th class="l">prompts</th><th>false-accept</th><th class="l">trusted</th>'
+            "<th>agreement</th><th>kappa</th><th>unreadable</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>"
+            + (f"<p>Between judges:</p><ul>{between}</ul>" if between else "") + "\n")
 
 
 def _partial(manifest: Manifest, records: list[ProbeRecord]) -> str:
@@ -379,8 +410,8 @@ def render_report(manifest: Manifest, records: list[ProbeRecord], scores: Scores
     blocks: dict[str, str] = {}
     backends = sorted({r.backend for r in records})
     options = "".join(f'<option value="{escape(b)}">{escape(b)}</option>' for b in backends)
-    notes = "".join(f'<p class="note">Judge on {escape(c.label)}: {escape(c.judge.note)}</p>'
-                    for c in cells if c.judge and not c.judge.trusted)
+    notes = "".join(f'<p class="note">Judge {escape(j.judge)} on {escape(c.label)}: '
+                    f'{escape(j.note)}</p>' for c in cells for j in c.judges if not j.trusted)
     scenarios = ", ".join(escape(s.id) for s in manifest.scenarios)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -394,7 +425,7 @@ def render_report(manifest: Manifest, records: list[ProbeRecord], scores: Scores
 {_summary(cells)}
 <p class="muted">Rates: value [95% Wilson interval] n. Memory and tokens are per probe unless
 said otherwise.</p>{notes}
-<h2>Retention against distance</h2>
+{_judges(cells)}<h2>Retention against distance</h2>
 {_curves(cells)}
 <h2>Cost against retention</h2>
 <div class="charts">{_cost(cells)}{_footprint(cells)}</div>

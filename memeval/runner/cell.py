@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from memeval.cache import AnswerCache, CallCache
@@ -18,11 +18,12 @@ from memeval.errors import MemevalError
 from memeval.protocols import CellContext, MemoryBackend, Reader
 from memeval.records import Cell, ProbeRecord
 from memeval.registry import build_backend, build_reader
-from memeval.runner.extras import expose, judge_records, measure_ess
+from memeval.runner.extras import expose, judge_records, judge_service, measure_ess
 from memeval.runner.loading import from_content
 from memeval.runner.memory import few_collections
 from memeval.runner.replay import CellReplay, PendingProbe
 from memeval.runner.service import CachedReader, CallPolicy, ReaderService, TokenCounter
+from memeval.scoring.prompts import MEMEVAL, PromptSet
 
 #: Reader tokens kept free for the instructions, the question and the answer.
 PROMPT_RESERVE = 512
@@ -46,7 +47,7 @@ class CellRuntime:
 
     Attributes:
         reader: The reader answering the probes.
-        judge: The LLM judge, when the run has one.
+        judges: The LLM judges, in the order of the cell's `judges`.
         backend: An instance given by the user: bound for this cell, never closed.
         make_backend: Builds a fresh backend; the cell closes what it builds.
         cache: The call cache, or None to call every model afresh.
@@ -54,7 +55,7 @@ class CellRuntime:
     """
 
     reader: Reader
-    judge: Reader | None = None
+    judges: list[Reader] = field(default_factory=list)
     backend: MemoryBackend | None = None
     make_backend: Callable[[], MemoryBackend] | None = None
     cache: AnswerCache | None = None
@@ -70,7 +71,7 @@ class CellRuntime:
                                "to run a cell in another process give it by name or as "
                                "module:Class")
         return cls(reader=_reader(cell.reader.spec, cell.reader.label),
-                   judge=_reader(cell.judge.spec, cell.judge.label) if cell.judge else None,
+                   judges=[_reader(j.spec, j.label) for j in cell.judges],
                    make_backend=lambda: build_backend(spec)[1],
                    cache=cache if cache is not None else CallCache() if cell.cache else None)
 
@@ -81,7 +82,7 @@ def iter_cell(cell: Cell, runtime: CellRuntime | None = None) -> Iterator[ProbeR
     ls = from_content(cell.scenario, cell.scenario_sha256, cell.scenario_path)
     policy = CallPolicy(max_concurrency=cell.max_concurrency, retries=cell.retries)
     service = ReaderService(rt.reader, rt.cache, policy)
-    judge = ReaderService(rt.judge, rt.cache, policy) if rt.judge and not cell.control else None
+    judge = _judges(cell, rt, policy)
     count = rt.count_tokens or TokenCounter(rt.reader)
     owned = rt.backend is None
     backend = rt.backend if rt.backend is not None else _build(rt, cell)
@@ -121,8 +122,20 @@ def _build(rt: CellRuntime, cell: Cell) -> MemoryBackend:
     return rt.make_backend()
 
 
-def _answer(queue: list[PendingProbe], service: ReaderService, judge: ReaderService | None,
-            ess: bool) -> Iterator[ProbeRecord]:
+def _judges(cell: Cell, rt: CellRuntime, policy: CallPolicy
+            ) -> Callable[[list[ProbeRecord]], None] | None:
+    """What has the cell's judges rule on a batch of records (None: no judge; the control's
+    answers are not judged)."""
+    if not rt.judges or cell.control:
+        return None
+    prompts = PromptSet.model_validate(cell.judge_prompts) if cell.judge_prompts else MEMEVAL
+    services = [(ref.label, judge_service(reader, prompts, rt.cache, policy))
+                for ref, reader in zip(cell.judges, rt.judges, strict=True)]
+    return lambda records: judge_records(records, services, prompts)
+
+
+def _answer(queue: list[PendingProbe], service: ReaderService,
+            judge: Callable[[list[ProbeRecord]], None] | None, ess: bool) -> Iterator[ProbeRecord]:
     """Answer recalled probes together (cache first), then take the extra measurements."""
     asks = [p for p in queue if p.record.error is None]
     for p, outcome in zip(asks, service.answer_many([(p.record.question, p.context) for p in asks]),
@@ -138,7 +151,7 @@ def _answer(queue: list[PendingProbe], service: ReaderService, judge: ReaderServ
         else:
             r.error, r.error_stage = outcome.error, "answer"
     if judge is not None:
-        judge_records([p.record for p in asks], judge)
+        judge([p.record for p in asks])
     for p in queue:
         if p.canaries and p.record.error is None and service.gives_logprobs:
             expose(p, service)

@@ -28,10 +28,10 @@ from memeval.records import (
 )
 from memeval.runner.cell import iter_cell
 from memeval.runner.cluster import run_on_ray
-from memeval.runner.extras import check_judge
+from memeval.runner.extras import check_judges, judge_service
 from memeval.runner.memory import few_collections
 from memeval.runner.plan import RunPlan
-from memeval.runner.service import CallPolicy, ReaderService, TokenCounter
+from memeval.runner.service import CallPolicy, TokenCounter
 from memeval.scoring.model import Scores, dump_scores
 from memeval.scoring.prices import read_prices
 from memeval.scoring.scores import compute_scores, scoring_view
@@ -74,8 +74,9 @@ def _execute(plan: RunPlan, command: list[str] | None, progress: ProgressHook | 
         progress("resuming" if kept else "starting", plan.total - sum(len(c.probes) for c in cells))
     cache = CallCache() if config.cache else None
     policy = CallPolicy(max_concurrency=config.max_concurrency, retries=config.retries)
-    checks = (check_judge(ReaderService(plan.judge.reader, cache, policy), out)
-              if plan.judge else None)
+    checks = (check_judges([(j.label, judge_service(j.reader, plan.judge_prompts, cache, policy))
+                            for j in plan.judges], plan.judge_prompts, out)
+              if plan.judges else None)
     records = [scoring_view(r, config.parity, config.retrieval_k) for r in kept]  # scored from memory
     writer = RecordWriter(out)
     try:
@@ -100,6 +101,6 @@ def _execute(plan: RunPlan, command: list[str] | None, progress: ProgressHook | 
     finally:
         writer.close()
     scores = compute_scores(records, manifest.backends, prices, checks, config.parity,
-                            config.retrieval_k)
+                            config.retrieval_k, plan.judge_prompts)
     write_json_atomic(out / SCORES, dump_scores(scores))
     return scores

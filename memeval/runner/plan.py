@@ -6,7 +6,7 @@ import contextlib
 import platform
 import subprocess
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -14,7 +14,15 @@ from pathlib import Path
 from memeval.cache import AnswerCache
 from memeval.errors import MemevalError
 from memeval.protocols import MemoryBackend, Reader, ReadsAttention
-from memeval.records import CONTROL, AdapterRef, Cell, Manifest, RunConfig, ScenarioEntry
+from memeval.records import (
+    CONTROL,
+    AdapterRef,
+    Cell,
+    JudgeEntry,
+    Manifest,
+    RunConfig,
+    ScenarioEntry,
+)
 from memeval.registry import build_backend, build_reader, redact
 from memeval.runner.cell import CellRuntime
 from memeval.runner.cluster import RayOptions, parse_executor, require_ray
@@ -22,6 +30,7 @@ from memeval.runner.loading import LoadedScenario, load_scenarios
 from memeval.scenario.schema import Scenario
 from memeval.scoring.parity import PARITY
 from memeval.scoring.prices import PriceTable, load_prices
+from memeval.scoring.prompts import MEMEVAL, PromptSet, judge_identity, load_prompt_set
 
 _VERSIONED = ("memeval", "pydantic", "pyyaml", "torch", "transformers", "chromadb",
               "sentence-transformers", "openai", "langchain-core", "mem0ai")
@@ -65,9 +74,17 @@ class RunPlan:
     reader: ReaderChoice
     out: Path
     control: str | None = None
-    judge: ReaderChoice | None = None
+    judges: list[ReaderChoice] = field(default_factory=list)
     prices: PriceTable | None = None
     ray: RayOptions | None = None  # None: the local executor
+    judge_prompts: PromptSet = MEMEVAL
+
+    def judge_entries(self) -> list[JudgeEntry]:
+        """Each judge's label and identity (its reader's, with the prompt set's)."""
+        return [JudgeEntry(label=j.label,
+                           identity=judge_identity(j.reader.identity(), self.judge_prompts))
+                for j in self.judges]
+
 
     def probe_ids(self, ls: LoadedScenario) -> list[str]:
         ids = [p.id for p in ls.probes]
@@ -90,7 +107,9 @@ class RunPlan:
                 cells.append(Cell(
                     scenario=content, scenario_sha256=ls.sha256, scenario_path=ls.path,
                     backend=AdapterRef(label=b.label, spec=b.spec), reader=self.reader.ref,
-                    judge=self.judge.ref if self.judge else None, control=b.label == self.control,
+                    judges=[j.ref for j in self.judges],
+                    judge_prompts=self.judge_prompts.model_dump(mode="json")
+                    if self.judges else None, control=b.label == self.control,
                     probes=wanted, seed=self.config.seed, ess=self.config.ess,
                     cache=self.config.cache, max_concurrency=self.config.max_concurrency,
                     retries=self.config.retries,
@@ -101,7 +120,7 @@ class RunPlan:
                 count_tokens: Callable[[str], int]) -> CellRuntime:
         """The objects this process already holds for `cell`: nothing is built twice."""
         choice = next(b for b in self.backends if b.label == cell.backend.label)
-        return CellRuntime(reader=self.reader.reader, judge=self.judge.reader if self.judge else None,
+        return CellRuntime(reader=self.reader.reader, judges=[j.reader for j in self.judges],
                            backend=choice.instance, make_backend=choice.make, cache=cache,
                            count_tokens=count_tokens)
 
@@ -109,16 +128,19 @@ class RunPlan:
         labels = [b.label for b in self.backends]
         shown = self.config.model_copy(update={
             "backends": labels, "reader": self.reader.label,
-            "judge": self.judge.label if self.judge else None, "out": self.out})
+            "judge": [j.label for j in self.judges], "out": self.out})
         versions = _versions()
+        judges = self.judge_entries()
         return Manifest(
             memeval_version=versions.get("memeval", "0"),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             command=[redact(arg) for arg in command],
             config=shown, reader=self.reader.label, reader_identity=self.reader.reader.identity(),
             backends=labels, control=self.control,
-            judge=self.judge.label if self.judge else None,
-            judge_identity=self.judge.reader.identity() if self.judge else None,
+            judge=judges[0].label if judges else None,
+            judge_identity=judges[0].identity if judges else None, judges=judges,
+            judge_prompts={"name": self.judge_prompts.name, "sha256": self.judge_prompts.sha256,
+                           "source": self.judge_prompts.source} if judges else None,
             scenarios=[ScenarioEntry(id=ls.scenario.id, path=ls.path, sha256=ls.sha256,
                                      probes=len(self.probe_ids(ls))) for ls in self.scenarios],
             versions=versions, git_commit=_git_commit())
@@ -148,15 +170,24 @@ def plan_run(scenarios: Iterable[str | Path | Scenario], config: RunConfig) -> R
                            f"transformers:model=PATH); '{reader.label}' has no attention to read")
     if config.control and CONTROL not in labels:
         backends.append(_choose(CONTROL))
-    judge = _reader(config.judge) if config.judge is not None else None
+    judges = [_reader(spec) for spec in config.judge]
+    names = [j.label for j in judges]
+    twice = next((x for x in names if names.count(x) > 1), None)
+    if twice:
+        raise MemevalError(f"judge '{twice}' is given twice; give each judge once (two of one "
+                           "model differ by an option, e.g. max_new_tokens)")
+    if config.judge_prompts is not None and not judges:
+        raise MemevalError(f"--judge-prompts {config.judge_prompts} names the judges' prompts, "
+                           "but the run has no judge; add --judge READER")
+    prompts = load_prompt_set(config.judge_prompts or MEMEVAL.name)
     stuck = [b.label for b in backends if b.spec is None] + \
-        [r.label for r in (reader, judge) if r is not None and r.spec is None]
+        [r.label for r in (reader, *judges) if r.spec is None]
     if ray is not None and stuck:
         raise MemevalError(f"'{stuck[0]}' was given as a Python object, which cannot travel to "
                            "a Ray worker; give it by name or as module:Class")
     return RunPlan(config, loaded, backends, reader,
                    Path(config.out) if config.out else _default_out(),
-                   CONTROL if config.control else None, judge, prices, ray)
+                   CONTROL if config.control else None, judges, prices, ray, prompts)
 
 
 def _choose(spec: str | MemoryBackend | type[MemoryBackend]) -> BackendChoice:

@@ -145,12 +145,29 @@ class EssMetric(_Score):
 
 
 class JudgeScores(_Score):
+    """One judge's verdicts against the deterministic ones, and its false-accept audit."""
+
+    judge: str = Field("judge", description="The judge's label (`--judge`).")
+    prompts: str = Field("memeval", description="The prompt set it was asked and read with.")
     agreement: Rate | None
+    kappa: float | None = Field(None, description="Cohen's kappa with the deterministic "
+                                "verdict; None where undefined (one verdict throughout).")
     judge_says_correct: Rate | None
     unreadable: int
-    false_accept_rate: Rate | None
+    false_accept_rate: Rate | None = Field(description="Share of the built-in known-wrong "
+                                           "answers it accepts under the prompt set.")
     trusted: bool
     note: str
+
+
+class JudgeAgreement(_Score):
+    """Agreement between several judges on the probes each gave a readable verdict on."""
+
+    judges: list[str]
+    n: int
+    all_agree: Rate | None = Field(description="Share of probes where every judge agrees.")
+    cohen_kappa: float | None = Field(description="Two judges only.")
+    fleiss_kappa: float | None
 
 
 class MeanInterval(_Score):
@@ -233,7 +250,10 @@ class CellScores(Retention):
     ess: dict[str, EssMetric] | None
     kv: KvScores | None = Field(None, description="Local readers only: KV-cache bytes and "
                                 "compression against answer retention.")
-    judge: JudgeScores | None
+    judge: JudgeScores | None = Field(description="The first judge (each: `judges`).")
+    judges: list[JudgeScores] = Field(default_factory=list)
+    judge_agreement: JudgeAgreement | None = Field(None, description="Between judges, when "
+                                                   "there are two or more.")
     parity: dict[str, Any] | None = None
     retrieval: RetrievalScores | None = Field(None, description="None when the backend "
                                               "returns no item naming a turn.")
@@ -260,7 +280,9 @@ class ProbeVerdict(_Score):
     memorized: bool | None = Field(description="The no-memory control answered this probe.")
     oracle_correct: bool | None = Field(None, description="The oracle backend, with the same "
                                         "reader, answered this probe; None without an oracle.")
-    judge_correct: bool | None = None
+    judge_correct: bool | None = Field(None, description="The first judge's verdict.")
+    judges: dict[str, bool | None] = Field(default_factory=dict, description="Each judge's "
+                                           "verdict by label (None: unreadable or failed).")
 
     @property
     def ok(self) -> bool:

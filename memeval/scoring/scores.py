@@ -10,10 +10,11 @@ from typing import Any
 from memeval.records import JudgeCheck, ProbeRecord
 from memeval.scenario.schema import ProbeKind
 from memeval.scoring.curve import retention_curve
-from memeval.scoring.judge import judge_scores
+from memeval.scoring.judge import judge_scores, judges_agreement
 from memeval.scoring.model import CellScores, ProbeVerdict, Scores
 from memeval.scoring.parity import RETRIEVAL_K, parity_scores
 from memeval.scoring.prices import PriceTable
+from memeval.scoring.prompts import MEMEVAL, PromptSet
 from memeval.scoring.retention import EvidenceItems, control_correct, evidence_items
 from memeval.scoring.retrieval import DEFAULT_K, retrieval_scores, scoring_items
 from memeval.scoring.stats import DIGITS, pearson, rate, summary
@@ -168,8 +169,10 @@ def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, s
                prices: PriceTable | None = None, memorization: dict[str, Any] | None = None,
                judge_checks: list[JudgeCheck] | None = None,
                parity: list[str] | None = None,
-               retrieval_k: Sequence[int] | None = None) -> CellScores:
-    """Scores of one (backend, reader) cell over all its scenarios."""
+               retrieval_k: Sequence[int] | None = None,
+               judge_prompts: PromptSet | None = None) -> CellScores:
+    """Scores of one (backend, reader) cell over all its scenarios (`judge_prompts`: the set
+    the judges were asked with, whose parser reads their replies to the known-wrong answers)."""
     ok = [r for r in records if r.error is None]
     judged = [verdicts[r.key] for r in ok]
     by_kind: dict[str, list[ProbeVerdict]] = defaultdict(list)
@@ -222,10 +225,17 @@ def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, s
         "peak_rss_bytes": max((r.peak_rss_bytes for r in ok), default=0),
         "ess": _ess(ok, verdicts),
         "kv": _kv(ok, verdicts),
-        "judge": judge_scores(ok, judged, judge_checks),
+        **_judges(ok, judged, judge_checks, judge_prompts or MEMEVAL),
         "parity": parity_scores(ok, parity) if parity else None,
         "retrieval": retrieval_scores(ok, retrieval_k),
     })
+
+
+def _judges(ok: list[ProbeRecord], verdicts: list[ProbeVerdict], checks: list[JudgeCheck] | None,
+            prompts: PromptSet) -> dict[str, Any]:
+    judges = judge_scores(ok, verdicts, checks, prompts)
+    return {"judge": judges[0] if judges else None, "judges": judges,
+            "judge_agreement": judges_agreement(ok, verdicts)}
 
 
 def memorization_ratio(control: list[ProbeRecord]) -> dict[str, Any] | None:
@@ -252,15 +262,19 @@ def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None
                    prices: PriceTable | None = None,
                    judge_checks: list[JudgeCheck] | None = None,
                    parity: list[str] | None = None,
-                   retrieval_k: Sequence[int] | None = None) -> Scores:
+                   retrieval_k: Sequence[int] | None = None,
+                   judge_prompts: PromptSet | None = None) -> Scores:
     """Every score and verdict of a run, independent of the order of the records.
+
+    `judge_prompts` is the prompt set the run's judges were asked with (default memeval's):
+    its verdict parser reads their replies.
 
     Cells follow `backends` (the order the run was given them), then by name.
     """
     rank = {name: i for i, name in enumerate(backends or [])}
     ordered = sorted(records, key=lambda r: (rank.get(r.backend, len(rank)), r.key))
     found = {r.key: evidence_items(r) for r in ordered if r.error is None}  # the costly part
-    verdicts = probe_verdicts(ordered, found)
+    verdicts = probe_verdicts(ordered, found, judge_prompts or MEMEVAL)
     by_key = {r.key: v for r, v in zip(ordered, verdicts, strict=True)}
     cells: dict[tuple[str, str], list[ProbeRecord]] = {}
     for r in ordered:
@@ -269,5 +283,5 @@ def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None
                 for (_, reader), rs in cells.items() if rs[0].control}
     return Scores(
         cells=[score_cell(rs, by_key, found, prices, controls.get(reader), judge_checks, parity,
-                          retrieval_k) for (_, reader), rs in cells.items()],
+                          retrieval_k, judge_prompts) for (_, reader), rs in cells.items()],
         verdicts=verdicts)

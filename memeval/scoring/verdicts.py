@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from memeval.records import ProbeRecord
-from memeval.scoring.judge import read_verdict
 from memeval.scoring.model import ProbeVerdict
+from memeval.scoring.prompts import MEMEVAL, PromptSet
 from memeval.scoring.retention import (
     EvidenceItems,
     answer_correct,
@@ -25,7 +25,8 @@ def is_oracle(backend: str) -> bool:
 
 
 def probe_verdicts(records: Sequence[ProbeRecord],
-                   found: Mapping[Key, EvidenceItems] | None = None) -> list[ProbeVerdict]:
+                   found: Mapping[Key, EvidenceItems] | None = None,
+                   prompts: PromptSet = MEMEVAL) -> list[ProbeVerdict]:
     """A verdict per record, in the records' order (`found`: each record's evidence items,
     when the caller has them already).
 
@@ -33,6 +34,7 @@ def probe_verdicts(records: Sequence[ProbeRecord],
     scenario, reader and probe: the control's verdict, whatever order the cells ran in.
     `oracle_correct` joins it the same way to the oracle backend's verdict: whether the
     reader answers the probe when handed exactly the facts it needs.
+    Each judge's reply is read by the verdict parser of `prompts`, the set it was asked with.
     """
     control = {(r.scenario, r.reader, r.probe): control_correct(r) for r in records if r.control}
     oracle = {(r.scenario, r.reader, r.probe): None if r.error else answer_correct(r)
@@ -40,7 +42,8 @@ def probe_verdicts(records: Sequence[ProbeRecord],
     verdicts = []
     for r in records:
         failed = r.error is not None
-        judged = r.judge is not None and not r.judge.error and not failed
+        judges = {j.judge: None if j.error or failed else prompts.verdict.read(j.reply)
+                  for j in r.judges}
         verdicts.append(ProbeVerdict(
             scenario=r.scenario, backend=r.backend, reader=r.reader, probe=r.probe, kind=r.kind,
             error=failed,
@@ -50,5 +53,5 @@ def probe_verdicts(records: Sequence[ProbeRecord],
             violation=None if failed else violates(r),
             memorized=None if r.control else control.get((r.scenario, r.reader, r.probe)),
             oracle_correct=oracle.get((r.scenario, r.reader, r.probe)),
-            judge_correct=read_verdict(r.judge.reply) if judged and r.judge else None))
+            judge_correct=next(iter(judges.values()), None), judges=judges))
     return verdicts

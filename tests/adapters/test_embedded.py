@@ -16,8 +16,8 @@ pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
-def reader() -> EmbeddedReader:
-    return EmbeddedReader()
+def reader(gemma: EmbeddedReader) -> EmbeddedReader:
+    return gemma  # the session's one load of the model
 
 
 def test_answers_from_the_notes_in_one_line(reader: EmbeddedReader) -> None:

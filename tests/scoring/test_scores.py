@@ -167,9 +167,9 @@ def test_judge_agreement_by_hand() -> None:
     records = [rec("a", answer="Zorblat", expected=[["Zorblat"]]),
                rec("b", answer="Rex", expected=[["Zorblat"]]),
                rec("c", answer="Zorblat!", expected=[["Zorblat"]])]
-    records[0].judge = JudgeReply(reply="CORRECT")
-    records[1].judge = JudgeReply(reply="CORRECT")
-    records[2].judge = JudgeReply(reply="hmm")
+    records[0].judges = [JudgeReply(reply="CORRECT")]
+    records[1].judges = [JudgeReply(reply="CORRECT")]
+    records[2].judges = [JudgeReply(reply="hmm")]
     judge = score_cell(records).judge
     assert judge is not None and judge.agreement is not None
     assert judge.agreement.value == 0.5 and judge.agreement.n == 2
