@@ -32,8 +32,12 @@ class Conversation:
         self._pairs: dict[tuple[str, str], list[int]] = defaultdict(list)
         self._first: dict[str, int] = {}
         self._turns: set[str] = set()
+        self._texts: set[str] = set()  # texts already added: skip their normalizing
 
     def add(self, text: str) -> None:
+        if text in self._texts:
+            return
+        self._texts.add(text)
         new = words(text)
         key = " ".join(new)
         if key in self._turns:

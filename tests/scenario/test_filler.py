@@ -49,3 +49,17 @@ def test_timeline_places_filler_and_probes() -> None:
     order = [getattr(e, "id", None) or e.info.id for e in events]
     assert order.index("vet_name") == order.index("s2") + 1
     assert order[-5:] == ["dog", "where_now", "cat", "blog_bio", "bob_dog"]
+
+
+def test_rendering_draws_exactly_what_random_choice_would() -> None:
+    """Filler is part of a scenario's replay: a faster draw must not change one line of it."""
+    import random
+
+    from memeval.scenario.filler import _POOLS, _USER, _render
+
+    for seed in range(200):
+        fast, reference = random.Random(seed), random.Random(seed)
+        for template in _USER:
+            expected = template.format_map({k: reference.choice(v) for k, v in _POOLS.items()})
+            assert _render(fast, template) == expected[0].upper() + expected[1:]
+        assert fast.random() == reference.random()  # the streams are still in step
