@@ -220,10 +220,21 @@ def live_bar(total: int) -> tuple[ProgressHook, Progress]:
     return hook, progress
 
 
+#: The figures whose spread across epochs `memeval run` and `memeval score` print.
+EPOCH_FIGURES = (("evidence", "evidence_retention"), ("answer", "answer_retention"),
+                 ("memory score", "answer_retention_reader_normalized"))
+
+
 def print_notes(scores: Scores) -> None:
-    """What the table cannot say: memorization, and a judge that is not to be trusted."""
+    """What the table cannot say: memorization, a judge that is not to be trusted, and the
+    spread across epochs."""
     seen: set[str] = set()
     for cell in scores.cells:
+        spread = cell.epochs
+        if spread:
+            shown = [f"{name} {spread.figures[path]}" for name, path in EPOCH_FIGURES
+                     if path in spread.figures]
+            console.print(f"{cell.label}, {spread.n} epochs: " + "; ".join(shown), highlight=False)
         memo = cell.leakage.memorization
         if memo and cell.reader not in seen:
             seen.add(cell.reader)
@@ -255,6 +266,7 @@ def run(
     reader: Annotated[str, typer.Option("--reader", "-r", help=_help("reader"))] = "embedded",
     out: Annotated[Path | None, typer.Option("--out", "-o", help=_help("out"))] = None,
     seed: Annotated[int, typer.Option(help=_help("seed"))] = 0,
+    epochs: Annotated[int, typer.Option(min=1, help=_help("epochs"))] = 1,
     limit: Annotated[int | None, typer.Option(help=_help("limit"))] = None,
     resume: Annotated[bool, typer.Option(help=_help("resume"))] = False,
     cache: Annotated[bool, typer.Option(help=_help("cache"))] = True,
@@ -431,16 +443,18 @@ def compare(
 ) -> None:
     """Paired per-probe comparison of two runs, with McNemar's exact test."""
     from memeval.report import compare_runs, render_comparison
+    from memeval.report.compare import mde_text
 
     try:
         result = compare_runs(run_a, run_b)
     except MemevalError as exc:
         raise _fail(exc) from None
     table = Table(title=f"memeval compare · A {run_a} · B {run_b}", title_justify="left",
-                  caption="paired by scenario and probe; McNemar exact p on discordant pairs",
-                  caption_justify="left")
+                  caption="paired by scenario, probe and epoch; McNemar exact p on discordant "
+                  "pairs; MDE: the smallest difference these pairs detect at 80% power, "
+                  "two-sided 5% (– without discordant pairs)", caption_justify="left")
     for name in ("backend A", "backend B", "retention", "pairs", "A", "B", "B − A",
-                 "only A", "only B", "p"):
+                 "only A", "only B", "p", "MDE"):
         table.add_column(name, justify="left" if name.startswith("backend") else "right")
     for row in result["rows"]:
         for what in ("answer", "evidence"):
@@ -448,8 +462,12 @@ def compare(
             if m["pairs"]:
                 table.add_row(row["backend_a"], row["backend_b"], what, str(m["pairs"]),
                               f"{m['a']:.3f}", f"{m['b']:.3f}", f"{m['difference']:+.3f}",
-                              str(m["only_a"]), str(m["only_b"]), f"{m['p_value']:.4f}")
+                              str(m["only_a"]), str(m["only_b"]), f"{m['p_value']:.4f}",
+                              mde_text(m["mde80"]))
     console.print(table)
+    if result["epochs_a"] > 1 or result["epochs_b"] > 1:
+        console.print(f"epochs: A {result['epochs_a']}, B {result['epochs_b']}; each pair is one "
+                      "probe in one epoch")
     if out:
         out.write_text(render_comparison(result), encoding="utf-8")
         console.print(f"comparison written to [bold]{out}[/bold]")

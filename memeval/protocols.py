@@ -242,6 +242,21 @@ class GivesLogprobs(Protocol):
 
 
 @runtime_checkable
+class TakesSeed(Protocol):
+    """A reader whose answers may depend on a seed (one that samples).
+
+    The runner calls `set_seed` with each cell's seed before the cell's first call (each
+    epoch has its own), and keys the call cache by that seed when the reader says its
+    answers depend on it, so that the cache never makes two epochs answer alike.
+    """
+
+    def set_seed(self, seed: int) -> bool:
+        """Use `seed` for the calls that follow; return whether answers depend on it
+        (False when decoding is greedy, so that epochs may share cached answers)."""
+        ...
+
+
+@runtime_checkable
 class ReadsAttention(Protocol):
     """A reader whose attention can be read (local transformers): `--ess` needs it."""
 

@@ -12,6 +12,7 @@ groups, text blocks joined back, the lock) change together whenever the format d
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -44,6 +45,29 @@ DEFAULT_BACKENDS = ("full_context", "no_memory", "oracle")
 DEFAULT_READER = "embedded"
 #: The backend whose answers measure memorization: the reader with no memory at all.
 CONTROL = "no_memory"
+
+#: A record's identity: (scenario, backend, reader, probe, epoch).
+RecordKey = tuple[str, str, str, str, int]
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch of a run with seed `seed`.
+
+    Epoch 0 keeps the run's own seed, so that a run of one epoch is the run it always was;
+    epoch e >= 1 takes the first 8 bytes of sha256("memeval-epoch:{seed}:{e}") as a big-endian
+    number, modulo 2**31 (a seed every library accepts).
+
+    Args:
+        seed: The run's seed.
+        epoch: The epoch, from 0.
+
+    Returns:
+        The seed handed to the epoch's backends and readers.
+    """
+    if epoch == 0:
+        return seed
+    digest = hashlib.sha256(f"memeval-epoch:{seed}:{epoch}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 2**31
 
 
 class _Record(BaseModel):
@@ -155,6 +179,8 @@ class ProbeRecord(_Record):
                                      "to the answer, in the order of `--judge`.")
     error: str | None = None
     error_stage: str | None = None
+    epoch: int = Field(0, description="The repetition of the cell this record is from "
+                       "(`--epochs`); 0 in runs of one epoch.")
 
     @model_validator(mode="before")
     @classmethod
@@ -171,8 +197,8 @@ class ProbeRecord(_Record):
         return data
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.scenario, self.backend, self.reader, self.probe)
+    def key(self) -> RecordKey:
+        return (self.scenario, self.backend, self.reader, self.probe, self.epoch)
 
 
 BackendSpec = str | MemoryBackend | type[MemoryBackend]
@@ -193,6 +219,9 @@ class RunConfig(BaseModel):
                                "module:Class, or a Reader instance.")
     out: Path | None = Field(None, description="Run directory (default runs/<timestamp>).")
     seed: int = Field(0, description="Seed handed to every backend and reader.")
+    epochs: int = Field(1, ge=1, description="Run each cell N times, each epoch under its own "
+                        "seed derived from --seed (epoch 0 keeps it); scores give the mean and "
+                        "spread across epochs.")
     limit: int | None = Field(None, ge=1, description="Ask at most N probes per scenario.")
     resume: bool = Field(False, description="Continue the run in `out`, asking only probes "
                          "not yet recorded.")
@@ -315,7 +344,8 @@ class Manifest(_Record):
         """What must match for `--resume` to continue this run (concurrency and retries may
         change)."""
         return {
-            "seed": self.config.seed, "limit": self.config.limit, "reader": self.reader,
+            "seed": self.config.seed, "limit": self.config.limit, "epochs": self.config.epochs,
+            "reader": self.reader,
             "reader_identity": self.reader_identity, "backends": self.backends,
             "control": self.control, "judge": [j.identity for j in self.judges],
             "scenarios": [(s.id, s.sha256) for s in self.scenarios],
@@ -346,7 +376,9 @@ class Cell(_Record):
                                                  "(a dump of memeval.scoring.prompts.PromptSet).")
     control: bool = Field(False, description="This cell is the no-memory control.")
     probes: list[str] = Field(description="Ids of the probes to ask (resume leaves some out).")
-    seed: int = 0
+    seed: int = Field(0, description="The epoch's seed (`epoch_seed`), handed to the backend "
+                      "and to a reader that samples.")
+    epoch: int = 0
     ess: bool = False
     cache: bool = True
     max_concurrency: int = 1
@@ -355,7 +387,8 @@ class Cell(_Record):
 
     @property
     def name(self) -> str:
-        return f"{self.scenario.get('id')} × {self.backend.label}"
+        epoch = f" · epoch {self.epoch}" if self.epoch else ""
+        return f"{self.scenario.get('id')} × {self.backend.label}{epoch}"
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

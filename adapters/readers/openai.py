@@ -78,6 +78,7 @@ class OpenAIReader(Reader):
         self.model, self.key_env, self.mode = model, key_env, mode
         self.max_tokens, self.temperature, self.timeout = max_tokens, temperature, timeout
         self.context_tokens = context_tokens
+        self.seed: int | None = None  # set per cell by the runner, when sampling
         self._clients: dict[str | None, Any] = {}
         self._turn = itertools.count()
         self._lock = threading.Lock()
@@ -99,12 +100,13 @@ class OpenAIReader(Reader):
         if self.mode == "completions":
             response = self.client.completions.create(
                 model=self.model, prompt=build_prompt(question, context), stop=["\n"],
-                max_tokens=self.max_tokens, temperature=self.temperature)
+                max_tokens=self.max_tokens, temperature=self.temperature, **self._seeded())
             text = first_line(_choice(response).text or "")
         else:
             notes = context.strip() or "(none)"
             response = self.client.chat.completions.create(
                 model=self.model, max_tokens=self.max_tokens, temperature=self.temperature,
+                **self._seeded(),
                 messages=[{"role": "system", "content": SYSTEM},
                           {"role": "user", "content": f"Notes:\n{notes}\n\nQuestion: {question}"}])
             text = (_choice(response).message.content or "").strip()
@@ -112,6 +114,15 @@ class OpenAIReader(Reader):
         return Answer(text=text, usage=Usage(
             input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             output_tokens=getattr(usage, "completion_tokens", 0) or 0))
+
+    def set_seed(self, seed: int) -> bool:
+        """Send `seed` with every request while sampling (temperature above 0): each epoch of
+        a run samples under its own seed. Greedy requests go without one."""
+        self.seed = seed if self.temperature > 0 else None
+        return self.seed is not None
+
+    def _seeded(self) -> dict[str, int]:
+        return {} if self.seed is None else {"seed": self.seed}
 
     def should_retry(self, exc: Exception) -> float | None:
         return openai_retry(exc)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from memeval.records import Manifest, ProbeRecord, read_manifest, read_records
+from memeval.records import Manifest, ProbeRecord, RecordKey, read_manifest, read_records
 from memeval.report.compare import paired_difference
 from memeval.report.memory_points import pareto_chart
 from memeval.report.svg import Series, bars, line_chart, scatter
@@ -328,7 +328,7 @@ def _blocks_script(blocks: dict[str, str]) -> str:
     return f'<script type="application/json" id="blocks">{payload}</script>'
 
 
-def _probe_rows(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVerdict],
+def _probe_rows(records: list[ProbeRecord], verdicts: dict[RecordKey, ProbeVerdict],
                 blocks: dict[str, str]) -> str:
     rows = []
     for r in records:
@@ -355,7 +355,8 @@ def _probe_rows(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, 
             f'<tr data-backend="{escape(r.backend)}" data-ok="{int(v.ok)}">'
             f'<td class="l">{escape(r.scenario)}</td><td class="l">{escape(r.backend)}</td>'
             f'<td class="l">{escape(r.kind)}</td>'
-            f'<td class="l"><details><summary>{escape(r.probe)}: {escape(r.question)}</summary>'
+            f'<td class="l"><details><summary>{escape(r.probe)}'
+            f'{f" (epoch {r.epoch})" if r.epoch else ""}: {escape(r.question)}</summary>'
             f"{details}</details></td>"
             f'<td>{"–" if share is None else f"{share:.2f}"}</td><td class="l">{_verdict(r, v)}</td>'
             "</tr>")
@@ -394,7 +395,8 @@ def _judges(cells: list[CellScores]) -> str:
 
 def _partial(manifest: Manifest, records: list[ProbeRecord]) -> str:
     """A warning when the run recorded fewer probes than it planned (it was stopped)."""
-    planned = sum(s.probes for s in manifest.scenarios) * len(manifest.backends)
+    planned = (sum(s.probes for s in manifest.scenarios) * len(manifest.backends)
+               * manifest.config.epochs)
     recorded = len({r.key for r in records})
     if recorded >= planned:
         return ""
@@ -450,7 +452,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the run's report (default RUN_DIR/report.html) and return its path."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    records = sorted(read_records(run_dir), key=lambda r: (r.scenario, r.backend, r.probe))
+    records = sorted(read_records(run_dir), key=lambda r: (r.scenario, r.backend, r.probe, r.epoch))
     scores = read_scores(run_dir)
     path = Path(out) if out else run_dir / REPORT
     path.write_text(render_report(manifest, records, scores), encoding="utf-8")

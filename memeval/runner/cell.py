@@ -15,7 +15,7 @@ from pathlib import Path
 
 from memeval.cache import AnswerCache, CallCache
 from memeval.errors import MemevalError
-from memeval.protocols import CellContext, MemoryBackend, Reader
+from memeval.protocols import CellContext, MemoryBackend, Reader, TakesSeed
 from memeval.records import Cell, ProbeRecord
 from memeval.registry import build_backend, build_reader
 from memeval.runner.extras import expose, judge_records, judge_service, measure_ess
@@ -81,7 +81,7 @@ def iter_cell(cell: Cell, runtime: CellRuntime | None = None) -> Iterator[ProbeR
     rt = runtime or CellRuntime.for_cell(cell)
     ls = from_content(cell.scenario, cell.scenario_sha256, cell.scenario_path)
     policy = CallPolicy(max_concurrency=cell.max_concurrency, retries=cell.retries)
-    service = ReaderService(rt.reader, rt.cache, policy)
+    service = ReaderService(rt.reader, rt.cache, policy, seed=seed_reader(rt.reader, cell.seed))
     judge = _judges(cell, rt, policy)
     count = rt.count_tokens or TokenCounter(rt.reader)
     owned = rt.backend is None
@@ -91,7 +91,8 @@ def iter_cell(cell: Cell, runtime: CellRuntime | None = None) -> Iterator[ProbeR
         seed=cell.seed, workdir=Path(cell.workdir),
         ground_truth=ls.scenario if backend.needs_ground_truth else None,
         reader=CachedReader(service),
-        cached=lambda reader: CachedReader(ReaderService(reader, service.cache)))
+        cached=lambda reader: CachedReader(ReaderService(reader, service.cache,
+                                                         seed=seed_reader(reader, cell.seed))))
     replay = CellReplay(ls, cell.backend.label, backend, cell.reader.label, count, context,
                         ess=cell.ess and not cell.control)
     batch = max(16, 2 * policy.max_concurrency)
@@ -99,6 +100,7 @@ def iter_cell(cell: Cell, runtime: CellRuntime | None = None) -> Iterator[ProbeR
     try:
         for pending in replay.replay(set(cell.probes)):
             pending.record.control = cell.control
+            pending.record.epoch = cell.epoch
             queue.append(pending)
             if len(queue) >= batch:
                 yield from _answer(queue, service, judge, replay.ess)
@@ -108,6 +110,14 @@ def iter_cell(cell: Cell, runtime: CellRuntime | None = None) -> Iterator[ProbeR
     finally:
         if owned:
             backend.close()
+
+
+def seed_reader(reader: Reader, seed: int) -> int | None:
+    """Hand `seed` to a reader that takes one; return it when the reader's answers depend on
+    it (the call cache then keys them by it), None otherwise."""
+    if isinstance(reader, TakesSeed) and reader.set_seed(seed):
+        return seed
+    return None
 
 
 def execute_cell(cell: Cell, runtime: CellRuntime | None = None) -> list[ProbeRecord]:

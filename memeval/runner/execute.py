@@ -57,7 +57,7 @@ def _execute(plan: RunPlan, command: list[str] | None, progress: ProgressHook | 
         old = read_manifest(out)
         if old.fingerprint() != manifest.fingerprint():
             raise MemevalError(f"{out} was made with a different configuration (scenarios, "
-                               "backends, reader, seed or limit); use a new --out")
+                               "backends, reader, seed, limit or epochs); use a new --out")
         ok = [r for r in read_records(out, repair=True) if r.error is None]
         kept = list({r.key: r for r in ok}.values())
         rewrite_records(out, kept)  # failed probes are asked again

@@ -20,8 +20,10 @@ from memeval.records import (
     Cell,
     JudgeEntry,
     Manifest,
+    RecordKey,
     RunConfig,
     ScenarioEntry,
+    epoch_seed,
 )
 from memeval.registry import build_backend, build_reader, redact
 from memeval.runner.cell import CellRuntime
@@ -85,35 +87,42 @@ class RunPlan:
                            identity=judge_identity(j.reader.identity(), self.judge_prompts))
                 for j in self.judges]
 
-
     def probe_ids(self, ls: LoadedScenario) -> list[str]:
         ids = [p.id for p in ls.probes]
         return ids[: self.config.limit] if self.config.limit is not None else ids
 
     @property
     def total(self) -> int:
-        return sum(len(self.probe_ids(ls)) for ls in self.scenarios) * len(self.backends)
+        return (sum(len(self.probe_ids(ls)) for ls in self.scenarios) * len(self.backends)
+                * self.config.epochs)
 
-    def cells(self, done: Collection[tuple[str, str, str, str]] = ()) -> list[Cell]:
-        """The cells still to run, each with the probes not in `done` (record keys)."""
+    def cells(self, done: Collection[RecordKey] = ()) -> list[Cell]:
+        """The cells still to run, each with the probes not in `done` (record keys).
+
+        Epoch by epoch: every cell of epoch 0 comes first, so that a run stopped early holds
+        whole epochs. Each epoch's cells get the epoch's seed (`epoch_seed`).
+        """
         cells = []
-        for ls in self.scenarios:
-            content = ls.scenario.model_dump(mode="json")
-            for b in self.backends:
-                wanted = [p for p in self.probe_ids(ls)
-                          if (ls.scenario.id, b.label, self.reader.label, p) not in done]
-                if not wanted:
-                    continue
-                cells.append(Cell(
-                    scenario=content, scenario_sha256=ls.sha256, scenario_path=ls.path,
-                    backend=AdapterRef(label=b.label, spec=b.spec), reader=self.reader.ref,
-                    judges=[j.ref for j in self.judges],
-                    judge_prompts=self.judge_prompts.model_dump(mode="json")
-                    if self.judges else None, control=b.label == self.control,
-                    probes=wanted, seed=self.config.seed, ess=self.config.ess,
-                    cache=self.config.cache, max_concurrency=self.config.max_concurrency,
-                    retries=self.config.retries,
-                    workdir=str(self.out / "work" / f"{ls.scenario.id}--{_slug(b.label)}")))
+        for epoch in range(self.config.epochs):
+            seed = epoch_seed(self.config.seed, epoch)
+            for ls in self.scenarios:
+                content = ls.scenario.model_dump(mode="json")
+                for b in self.backends:
+                    wanted = [p for p in self.probe_ids(ls)
+                              if (ls.scenario.id, b.label, self.reader.label, p, epoch) not in done]
+                    if not wanted:
+                        continue
+                    folder = f"{ls.scenario.id}--{_slug(b.label)}" + (f"--e{epoch}" if epoch else "")
+                    cells.append(Cell(
+                        scenario=content, scenario_sha256=ls.sha256, scenario_path=ls.path,
+                        backend=AdapterRef(label=b.label, spec=b.spec), reader=self.reader.ref,
+                        judges=[j.ref for j in self.judges],
+                        judge_prompts=self.judge_prompts.model_dump(mode="json")
+                        if self.judges else None,
+                        control=b.label == self.control, probes=wanted, seed=seed, epoch=epoch,
+                        ess=self.config.ess, cache=self.config.cache,
+                        max_concurrency=self.config.max_concurrency, retries=self.config.retries,
+                        workdir=str(self.out / "work" / folder)))
         return cells
 
     def runtime(self, cell: Cell, cache: AnswerCache | None,

@@ -65,16 +65,23 @@ class ReaderService:
     never cached."""
 
     def __init__(self, reader: Reader, cache: AnswerCache | None, policy: CallPolicy = CallPolicy(),
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None):
         self.reader, self.cache, self.policy, self._sleep = reader, cache, policy, sleep
         self.identity = reader.identity()
+        # a sampling reader's seed (each epoch's own) keys its answers: None for greedy ones
+        self.seed = seed
+
+    def _key(self, question: str, context: str) -> str:
+        if self.seed is None:
+            return call_key(self.identity, question, context)
+        return call_key(self.identity, question, context, seed=self.seed)
 
     def answer_many(self, requests: Sequence[tuple[str, str]]) -> list[Outcome]:
         """One outcome per (question, context), in order."""
         results: list[Outcome | None] = [None] * len(requests)
         misses: list[int] = []
         for i, (q, c) in enumerate(requests):
-            hit = self.cache.get(call_key(self.identity, q, c)) if self.cache else None
+            hit = self.cache.get(self._key(q, c)) if self.cache else None
             if hit is not None:
                 results[i] = Outcome(hit, True, 0.0, None)
             else:
@@ -144,7 +151,7 @@ class ReaderService:
 
     def _store(self, request: tuple[str, str], answer: Answer) -> None:
         if self.cache:
-            self.cache.put(call_key(self.identity, *request), answer)
+            self.cache.put(self._key(*request), answer)
 
 
 class CachedReader(Reader):

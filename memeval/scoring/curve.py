@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from memeval.records import ProbeRecord
+from memeval.records import ProbeRecord, RecordKey
 from memeval.scoring.retention import EvidenceItems, answer_correct, evidence_items
 from memeval.scoring.stats import DIGITS, rate
 
@@ -19,7 +19,7 @@ Point = tuple[float, bool]  # (distance, retained)
 LR_CRITICAL = 3.841
 
 
-Found = Mapping[tuple[str, str, str, str], EvidenceItems]
+Found = Mapping[RecordKey, EvidenceItems]
 
 
 def _items(records: Sequence[ProbeRecord], unit: str, found: Found

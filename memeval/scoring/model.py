@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from memeval.errors import MemevalError
-from memeval.records import SCORES
+from memeval.records import SCORES, RecordKey
 
 SCORES_FORMAT = 3
 
@@ -222,6 +222,37 @@ class KvScores(KvUse):
     by_kind: dict[str, KvUse]
 
 
+class EpochStat(_Score):
+    """One figure across the epochs of a cell: its value in each epoch, their mean and spread."""
+
+    n: int = Field(description="Epochs with a value (a figure no probe counts in is left out).")
+    values: list[float] = Field(description="The figure in each of those epochs, in order.")
+    mean: float
+    std: float | None = Field(description="Sample standard deviation (n − 1); None for n = 1.")
+    min: float
+    max: float
+    ci95: tuple[float, float] | None = Field(
+        description="95 % Student-t interval of the mean over epochs (n − 1 degrees of "
+        "freedom), clipped to [0, 1] for rates and at 0 otherwise; None for n = 1.")
+
+    def __str__(self) -> str:
+        if self.std is None or self.ci95 is None:
+            return f"{self.mean:.2f} (one epoch)"
+        return (f"{self.mean:.2f} ± {self.std:.2f} (range {self.min:.2f}–{self.max:.2f}, "
+                f"95% CI {self.ci95[0]:.2f}–{self.ci95[1]:.2f})")
+
+
+class EpochScores(_Score):
+    """The spread of a cell's figures across epochs (`--epochs N`, N > 1)."""
+
+    n: int = Field(description="Epochs recorded for this cell.")
+    epochs: list[int]
+    figures: dict[str, EpochStat] = Field(
+        description="By the figure's dotted path in the cell: every rate and mean with an "
+        "interval (`answer_retention`, `by_kind.update.answer_retention`, "
+        "`retrieval.session.overall.at.@5.recall_any` ...), and latency p50/p95/p99.")
+
+
 class CellScores(Retention):
     """Scores of one (backend, reader) over all its scenarios."""
 
@@ -257,6 +288,8 @@ class CellScores(Retention):
     parity: dict[str, Any] | None = None
     retrieval: RetrievalScores | None = Field(None, description="None when the backend "
                                               "returns no item naming a turn.")
+    epochs: EpochScores | None = Field(None, description="Mean and spread across epochs; "
+                                       "None for a run of one epoch.")
 
     @property
     def label(self) -> str:
@@ -271,6 +304,7 @@ class ProbeVerdict(_Score):
     reader: str
     probe: str
     kind: str
+    epoch: int = 0
     error: bool
     evidence: float | None = Field(description="Share of expected facts or evidence turns "
                                    "the recall held; None when the probe names none.")
@@ -304,9 +338,9 @@ class Scores(_Score):
                 return cell
         raise KeyError(backend)
 
-    def verdict_map(self) -> dict[tuple[str, str, str, str], ProbeVerdict]:
-        """Verdicts by record key (scenario, backend, reader, probe)."""
-        return {(v.scenario, v.backend, v.reader, v.probe): v for v in self.verdicts}
+    def verdict_map(self) -> dict[RecordKey, ProbeVerdict]:
+        """Verdicts by record key (scenario, backend, reader, probe, epoch)."""
+        return {(v.scenario, v.backend, v.reader, v.probe, v.epoch): v for v in self.verdicts}
 
 
 def read_scores(run_dir: str | Path) -> Scores:

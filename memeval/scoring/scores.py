@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from memeval.records import JudgeCheck, ProbeRecord
+from memeval.records import JudgeCheck, ProbeRecord, RecordKey
 from memeval.scenario.schema import ProbeKind
 from memeval.scoring.curve import retention_curve
+from memeval.scoring.epochs import epoch_scores
 from memeval.scoring.judge import judge_scores, judges_agreement
 from memeval.scoring.model import CellScores, ProbeVerdict, Scores
 from memeval.scoring.parity import RETRIEVAL_K, parity_scores
@@ -24,16 +25,30 @@ from memeval.scoring.verdicts import probe_verdicts
 _GPU_STATS = ("gpu_peak_allocated_bytes", "gpu_peak_reserved_bytes", "kv_cache_bytes")
 
 
+def per_probe(values: Iterable[tuple[ProbeVerdict, float | bool | None]]) -> list[float]:
+    """Each probe's mean over the epochs it has a value in, in the order probes first come.
+
+    The probe is the unit of a rate, not the (probe, epoch): repeating a run narrows no
+    interval. With one epoch this is the list of values itself.
+    """
+    groups: dict[tuple[str, str, str, str], list[float]] = {}
+    for v, value in values:
+        if value is not None:
+            groups.setdefault((v.scenario, v.backend, v.reader, v.probe), []).append(float(value))
+    return [vs[0] if len(vs) == 1 else sum(vs) / len(vs) for vs in groups.values()]
+
+
 def _retention(verdicts: list[ProbeVerdict]) -> dict[str, Any]:
-    evidence = [v.evidence for v in verdicts if v.evidence is not None]
-    answers = [float(v.correct) for v in verdicts if v.correct is not None]
+    evidence = per_probe((v, v.evidence) for v in verdicts)
+    answers = per_probe((v, v.correct) for v in verdicts)
     return {"evidence_retention": rate(evidence), "answer_retention": rate(answers)}
 
 
-def _by_scenario(records: list[ProbeRecord]) -> dict[str, list[ProbeRecord]]:
-    groups: dict[str, list[ProbeRecord]] = defaultdict(list)
+def _by_scenario(records: list[ProbeRecord]) -> dict[tuple[str, int], list[ProbeRecord]]:
+    """Records by timeline: each scenario's replay in each epoch is its own."""
+    groups: dict[tuple[str, int], list[ProbeRecord]] = defaultdict(list)
     for r in records:
-        groups[r.scenario].append(r)
+        groups[(r.scenario, r.epoch)].append(r)
     return groups
 
 
@@ -49,6 +64,7 @@ def _memory(ok: list[ProbeRecord]) -> dict[str, Any]:
     usage: dict[str, int] = {}
     efficiency: dict[str, float | None] = {}
     groups = _by_scenario(ok).values()
+    first = min((r.epoch for r in ok), default=0)
     processed = sum(max(r.tokens_observed for r in rs) for rs in groups)
     for name, held in kinds.items():
         per_scenario = [max(held(r) for r in rs) for rs in groups]
@@ -57,8 +73,9 @@ def _memory(ok: list[ProbeRecord]) -> dict[str, Any]:
         efficiency[name] = round(processed / total, DIGITS) if total else None
     return {"usage_bytes": usage, "processed_tokens": processed,
             "efficiency_tokens_per_byte": efficiency,
+            # one timeline per scenario: the first epoch's (epochs replay the same turns)
             "footprint_series": [[r.scenario, r.probe, r.tokens_observed, r.footprint.bytes]
-                                 for r in ok if r.footprint is not None]}
+                                 for r in ok if r.footprint is not None and r.epoch == first]}
 
 
 def _tokens(ok: list[ProbeRecord], prices: PriceTable | None) -> dict[str, Any]:
@@ -108,7 +125,7 @@ def _canary(ok: list[ProbeRecord]) -> dict[str, Any] | None:
             "max_exposure_bits": round(max(math.log2(c.candidates) for c, _ in rows), DIGITS)}
 
 
-def _ess(ok: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVerdict]
+def _ess(ok: list[ProbeRecord], verdicts: dict[RecordKey, ProbeVerdict]
          ) -> dict[str, Any] | None:
     """Mean ESS (over layers and heads) by where it was taken, and at the probe against
     whether the probe was answered."""
@@ -137,7 +154,7 @@ def _ess(ok: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeV
     return out
 
 
-def _kv(ok: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVerdict]
+def _kv(ok: list[ProbeRecord], verdicts: dict[RecordKey, ProbeVerdict]
         ) -> dict[str, Any] | None:
     """Mean KV-cache bytes held at the answer per prompt (a batched call's bytes over its batch
     size) and compression ratio against the full cache (1 for a reader without a KV policy),
@@ -164,8 +181,8 @@ def _kv(ok: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVe
     return {**block(held), "by_kind": {kind: block(rs) for kind, rs in sorted(kinds.items())}}
 
 
-def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, str], ProbeVerdict],
-               found: dict[tuple[str, str, str, str], EvidenceItems],
+def score_cell(records: list[ProbeRecord], verdicts: dict[RecordKey, ProbeVerdict],
+               found: dict[RecordKey, EvidenceItems],
                prices: PriceTable | None = None, memorization: dict[str, Any] | None = None,
                judge_checks: list[JudgeCheck] | None = None,
                parity: list[str] | None = None,
@@ -178,7 +195,7 @@ def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, s
     by_kind: dict[str, list[ProbeVerdict]] = defaultdict(list)
     for v in judged:
         by_kind[v.kind].append(v)
-    violations = [float(v.violation) for v in judged if v.violation is not None]
+    violations = per_probe((v, v.violation) for v in judged)
     answered = [r for r in ok if r.answer is not None]
     observe = [s for r in ok for s in r.observe_s]
     # abstention is scored on its own: a reader that refuses everything would otherwise
@@ -198,7 +215,8 @@ def score_cell(records: list[ProbeRecord], verdicts: dict[tuple[str, str, str, s
         "answer_retention_reader_normalized": _retention(within_reach)["answer_retention"],
         "abstention": _retention([v for v in judged if v.kind == ProbeKind.abstention]
                                  )["answer_retention"],
-        "memorized_probes": sum(bool(v.memorized) for v in judged),
+        # probes, not (probe, epoch)s: memorized in any epoch
+        "memorized_probes": len({(v.scenario, v.probe) for v in judged if v.memorized}),
         "by_kind": {kind: _retention(vs) for kind, vs in sorted(by_kind.items())},
         "retention_curve": retention_curve(ok, found),
         "leakage": {
@@ -241,10 +259,13 @@ def _judges(ok: list[ProbeRecord], verdicts: list[ProbeVerdict], checks: list[Ju
 def memorization_ratio(control: list[ProbeRecord]) -> dict[str, Any] | None:
     """Share of probes with an answer to give that the no-memory control answers correctly."""
     verdicts = [(r, c) for r in control if (c := control_correct(r)) is not None]
-    found = rate([float(c) for _, c in verdicts])
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r, c in verdicts:  # each probe's share over its epochs
+        groups.setdefault((r.scenario, r.probe), []).append(float(c))
+    found = rate([vs[0] if len(vs) == 1 else sum(vs) / len(vs) for vs in groups.values()])
     if found is None:
         return None
-    return {**found, "probes": sorted(f"{r.scenario}/{r.probe}" for r, c in verdicts if c)}
+    return {**found, "probes": sorted({f"{r.scenario}/{r.probe}" for r, c in verdicts if c})}
 
 
 def scoring_view(record: ProbeRecord, parity: list[str] | None = None,
@@ -281,7 +302,27 @@ def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None
         cells.setdefault((r.backend, r.reader), []).append(r)
     controls = {reader: memorization_ratio(rs)
                 for (_, reader), rs in cells.items() if rs[0].control}
-    return Scores(
-        cells=[score_cell(rs, by_key, found, prices, controls.get(reader), judge_checks, parity,
-                          retrieval_k, judge_prompts) for (_, reader), rs in cells.items()],
-        verdicts=verdicts)
+
+    def score(rs: list[ProbeRecord], memorization: dict[str, Any] | None) -> CellScores:
+        return score_cell(rs, by_key, found, prices, memorization, judge_checks, parity,
+                          retrieval_k, judge_prompts)
+
+    scored = []
+    for (_, reader), rs in cells.items():
+        cell = score(rs, controls.get(reader))
+        epochs = _epochs(rs)
+        if len(epochs) > 1:  # each epoch scored alone, against its own epoch of the control
+            control = [r for (_, other), xs in cells.items() if other == reader and xs[0].control
+                       for r in xs]
+            cell = cell.model_copy(update={"epochs": epoch_scores({
+                e: score(epochs[e], memorization_ratio([r for r in control if r.epoch == e]))
+                for e in sorted(epochs)})})
+        scored.append(cell)
+    return Scores(cells=scored, verdicts=verdicts)
+
+
+def _epochs(records: list[ProbeRecord]) -> dict[int, list[ProbeRecord]]:
+    groups: dict[int, list[ProbeRecord]] = defaultdict(list)
+    for r in records:
+        groups[r.epoch].append(r)
+    return groups

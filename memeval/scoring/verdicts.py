@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from memeval.records import ProbeRecord
+from memeval.records import ProbeRecord, RecordKey
 from memeval.scoring.model import ProbeVerdict
 from memeval.scoring.prompts import MEMEVAL, PromptSet
 from memeval.scoring.retention import (
@@ -16,7 +16,7 @@ from memeval.scoring.retention import (
     violates,
 )
 
-Key = tuple[str, str, str, str]
+Key = RecordKey
 
 
 def is_oracle(backend: str) -> bool:
@@ -31,13 +31,14 @@ def probe_verdicts(records: Sequence[ProbeRecord],
     when the caller has them already).
 
     `memorized` joins each record to the no-memory control's record of the same
-    scenario, reader and probe: the control's verdict, whatever order the cells ran in.
+    scenario, reader, probe and epoch: the control's verdict, whatever order the cells ran in.
     `oracle_correct` joins it the same way to the oracle backend's verdict: whether the
     reader answers the probe when handed exactly the facts it needs.
     Each judge's reply is read by the verdict parser of `prompts`, the set it was asked with.
     """
-    control = {(r.scenario, r.reader, r.probe): control_correct(r) for r in records if r.control}
-    oracle = {(r.scenario, r.reader, r.probe): None if r.error else answer_correct(r)
+    control = {(r.scenario, r.reader, r.probe, r.epoch): control_correct(r)
+               for r in records if r.control}
+    oracle = {(r.scenario, r.reader, r.probe, r.epoch): None if r.error else answer_correct(r)
               for r in records if is_oracle(r.backend) and not r.control}
     verdicts = []
     for r in records:
@@ -46,12 +47,13 @@ def probe_verdicts(records: Sequence[ProbeRecord],
                   for j in r.judges}
         verdicts.append(ProbeVerdict(
             scenario=r.scenario, backend=r.backend, reader=r.reader, probe=r.probe, kind=r.kind,
-            error=failed,
+            epoch=r.epoch, error=failed,
             evidence=None if failed else share_held(
                 found[r.key] if found is not None else evidence_items(r)),
             correct=None if failed else answer_correct(r),
             violation=None if failed else violates(r),
-            memorized=None if r.control else control.get((r.scenario, r.reader, r.probe)),
-            oracle_correct=oracle.get((r.scenario, r.reader, r.probe)),
+            memorized=None if r.control else control.get((r.scenario, r.reader, r.probe,
+                                                           r.epoch)),
+            oracle_correct=oracle.get((r.scenario, r.reader, r.probe, r.epoch)),
             judge_correct=next(iter(judges.values()), None), judges=judges))
     return verdicts
