@@ -18,6 +18,9 @@ it is asked (else the set's `question`). Placeholders: {question} (the probe's),
 (the answer to judge), {accepted}, {rejected}, {forbidden} (values joined by " / ") and
 {kind}. A line whose every placeholder is one of {accepted}, {rejected}, {forbidden} and
 empty is left out, so one template serves probes with and without outdated values.
+
+The module stays whole: most of it is the three built-in sets, written as data in the
+shape a file is read into, beside the loader whose checks define that shape.
 """
 
 from __future__ import annotations
