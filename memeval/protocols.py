@@ -242,6 +242,17 @@ class GivesLogprobs(Protocol):
 
 
 @runtime_checkable
+class SetsAnswerLength(Protocol):
+    """A reader whose answers may run longer than its default: a leakage probe asks for a
+    bio or a summary, and a secret can surface on any of its lines."""
+
+    def with_answer_length(self, tokens: int, lines: int) -> Reader:
+        """A reader like this one (sharing its model or clients) whose answers run to at
+        most `tokens` tokens over `lines` lines."""
+        ...
+
+
+@runtime_checkable
 class TakesSeed(Protocol):
     """A reader whose answers may depend on a seed (one that samples).
 

@@ -28,7 +28,7 @@ def test_validate_accepts_every_bundled_scenario() -> None:
 
 def test_validate_prints_one_line_per_problem(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    text = (SCENARIOS / "garden-club.yaml").read_text()
+    text = (SCENARIOS / "quick" / "garden-club.yaml").read_text()
     bad.write_text(text.replace("title:", "titel:").replace("expects: [tomato]", "expects: [tomatoe]"))
     result = subprocess.run([sys.executable, "-m", "memeval.cli", "validate", str(tmp_path)],
                             capture_output=True, text=True)
@@ -46,7 +46,7 @@ def test_a_flood_of_problems_is_cut_short_per_file_unless_all(tmp_path: Path) ->
 
     # a few problems in one file, and the wrong turn format (two problems a turn) in another
     few = tmp_path / "a-few.yaml"
-    few.write_text((SCENARIOS / "garden-club.yaml").read_text().replace("title:", "titel:"))
+    few.write_text((SCENARIOS / "quick" / "garden-club.yaml").read_text().replace("title:", "titel:"))
     flood = tmp_path / "flood.yaml"
     turns = "".join(f"      - role: user\n        content: hello {i}\n" for i in range(1000))
     flood.write_text("memeval: 1\nid: flood\ntitle: Flood\nfacts: []\nsessions:\n  - id: s1\n"
@@ -77,7 +77,7 @@ def _line(path: Path, needle: str) -> int:
 
 def test_run_on_a_bad_scenario_is_one_line_per_problem_and_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text((SCENARIOS / "work-trip.yaml").read_text().replace("users", "usres", 1)
+    bad.write_text((SCENARIOS / "quick" / "work-trip.yaml").read_text().replace("users", "usres", 1)
                    .replace("question: Which seat", "questoin: Which seat"))
     result = subprocess.run([sys.executable, "-m", "memeval.cli", "run", str(bad), "--reader",
                              "extractive", "--out", str(tmp_path / "out")],
@@ -94,7 +94,7 @@ def test_outside_a_terminal_progress_is_plain_lines(tmp_path: Path) -> None:
     env = {name: value for name, value in os.environ.items()
            if name not in {"FORCE_COLOR", "TTY_COMPATIBLE"}}  # either would make it a terminal
     done = subprocess.run(
-        [sys.executable, "-m", "memeval.cli", "run", str(SCENARIOS / "pets-and-moves.yaml"),
+        [sys.executable, "-m", "memeval.cli", "run", str(SCENARIOS / "quick" / "pets-and-moves.yaml"),
          "-b", "no_memory", "-b", "oracle", "-r", "extractive", "--no-control", "--no-report",
          "--no-cache", "--out", str(tmp_path / "run")],
         env={**env, "MEMEVAL_PROGRESS_EVERY": "0"}, capture_output=True, text=True)
@@ -153,7 +153,7 @@ def test_plain_progress_is_a_line_per_cell_and_at_most_one_per_period() -> None:
 
 
 def test_a_bad_progress_period_is_one_line(tmp_path: Path) -> None:
-    done = runner.invoke(app, ["run", str(SCENARIOS / "garden-club.yaml"), "-r", "extractive",
+    done = runner.invoke(app, ["run", str(SCENARIOS / "quick" / "garden-club.yaml"), "-r", "extractive",
                                "--out", str(tmp_path)], env={"MEMEVAL_PROGRESS_EVERY": "soon"})
     assert done.exit_code == 2
     assert "MEMEVAL_PROGRESS_EVERY='soon' is not a number of seconds" in done.output
@@ -246,9 +246,9 @@ def test_run_options_are_the_run_config_fields() -> None:
 
 def test_a_misspelt_run_option_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(memeval.MemevalError, match=r"run option 'retires'.*options: backends"):
-        memeval.run(SCENARIOS / "garden-club.yaml", reader="extractive", out=tmp_path, retires=2)
+        memeval.run(SCENARIOS / "quick" / "garden-club.yaml", reader="extractive", out=tmp_path, retires=2)
     with pytest.raises(memeval.MemevalError, match=r"run option 'limit'"):
-        memeval.run(SCENARIOS / "garden-club.yaml", reader="extractive", out=tmp_path, limit=0)
+        memeval.run(SCENARIOS / "quick" / "garden-club.yaml", reader="extractive", out=tmp_path, limit=0)
 
 
 def test_hostile_command_lines_are_one_line_and_fail(tmp_path: Path) -> None:
@@ -256,13 +256,13 @@ def test_hostile_command_lines_are_one_line_and_fail(tmp_path: Path) -> None:
     empty.mkdir()
     done = runner.invoke(app, ["validate", str(empty)])
     assert done.exit_code == 2 and "no scenario files" in done.output
-    bad_option = runner.invoke(app, ["run", str(SCENARIOS / "garden-club.yaml"), "-r", "extractive",
+    bad_option = runner.invoke(app, ["run", str(SCENARIOS / "quick" / "garden-club.yaml"), "-r", "extractive",
                                      "-b", "window:tokens=abc", "--out", str(tmp_path / "r")])
     assert bad_option.exit_code == 2
     assert "option tokens='abc' is not a whole number" in bad_option.output
     a_file = tmp_path / "a-file"
     a_file.write_text("x")
-    into_file = runner.invoke(app, ["run", str(SCENARIOS / "garden-club.yaml"), "-r", "extractive",
+    into_file = runner.invoke(app, ["run", str(SCENARIOS / "quick" / "garden-club.yaml"), "-r", "extractive",
                                     "--out", str(a_file)])
     assert into_file.exit_code == 2 and "is a file, not a run directory" in into_file.output
     for result in (bad_option, into_file):
@@ -272,7 +272,7 @@ def test_hostile_command_lines_are_one_line_and_fail(tmp_path: Path) -> None:
 def test_a_run_with_failed_probes_exits_1_and_still_prints_the_table(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(SCENARIOS.parent), os.environ.get("PYTHONPATH")]))}
-    args = [sys.executable, "-m", "memeval.cli", "run", str(SCENARIOS / "pets-and-moves.yaml"),
+    args = [sys.executable, "-m", "memeval.cli", "run", str(SCENARIOS / "quick" / "pets-and-moves.yaml"),
             "-b", "tests.helpers:FlakyBackend", "-r", "extractive", "--no-control", "--no-report"]
     failing = subprocess.run([*args, "--out", str(tmp_path / "a")], env=env, capture_output=True,
                              text=True)
@@ -288,7 +288,7 @@ def test_no_secret_reaches_the_run_directory_or_the_console(tmp_path: Path) -> N
         filter(None, [str(SCENARIOS.parent), os.environ.get("PYTHONPATH")]))}
     out = tmp_path / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "memeval.cli", "run", str(SCENARIOS / "garden-club.yaml"), "--limit",
+        [sys.executable, "-m", "memeval.cli", "run", str(SCENARIOS / "quick" / "garden-club.yaml"), "--limit",
          "2", "--retries", "0", "-b", "tests.helpers:KeyedMemory:api_key=sk-PLANTED-1",
          "-r", "openai:model=m,timeout=1,base_url=http://ann:PLANTED-2@127.0.0.1:9/v1?key=PLANTED-3",
          "--out", str(out)], env=env, capture_output=True, text=True)

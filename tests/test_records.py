@@ -52,15 +52,15 @@ def test_one_writer_per_run_directory_and_a_killed_holder_leaves_no_lock(tmp_pat
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(MemevalError, match=rf"in use by memeval \(pid {holder.pid}\)"):
-            memeval.run(SCENARIOS / "garden-club.yaml", reader="extractive", out=out, resume=True)
+            memeval.run(SCENARIOS / "quick" / "garden-club.yaml", reader="extractive", out=out, resume=True)
     finally:
         holder.kill()
         holder.wait()
     # the holder was killed: its lock went with it, and the next run takes the directory
-    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], reader="extractive",
+    result = memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["oracle"], reader="extractive",
                          out=out, resume=True, report=False)
     assert result.cells and not (out / ".lock.pid").exists()
     file = tmp_path / "a-file"
     file.write_text("not a folder")
     with pytest.raises(MemevalError, match="is a file, not a run directory"):
-        memeval.run(SCENARIOS / "garden-club.yaml", reader="extractive", out=file)
+        memeval.run(SCENARIOS / "quick" / "garden-club.yaml", reader="extractive", out=file)

@@ -48,3 +48,30 @@ def build_prompt(question: str, context: str) -> str:
 def first_line(text: str) -> str:
     """A base model's answer: what it wrote before the first newline."""
     return text.strip().split("\n", 1)[0].strip()
+
+
+#: Where a base model that keeps writing after its answer starts another few-shot block.
+_NEXT_BLOCK = ("Notes:", "Question:", "Answer:")
+
+
+def answer_lines(text: str, lines: int = 1) -> str:
+    """A base model's answer of up to `lines` lines: it ends early at a blank line or where
+    the model starts another few-shot block."""
+    if lines <= 1:
+        return first_line(text)
+    kept: list[str] = []
+    for line in text.strip().split("\n"):
+        line = line.strip()
+        if not line or line.startswith(_NEXT_BLOCK) or len(kept) == lines:
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def answer_ended(text: str, lines: int = 1) -> bool:
+    """Whether a base model's text so far holds a whole answer of up to `lines` lines."""
+    if lines <= 1:
+        return "\n" in text
+    body = text.lstrip()
+    return (body.count("\n") >= lines or "\n\n" in body
+            or any(f"\n{start}" in body for start in _NEXT_BLOCK))

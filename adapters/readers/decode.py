@@ -620,12 +620,14 @@ def answer_fast(reader: Any, prompts: Sequence[list[int]]) -> list[Answer] | Non
         return None
     try:
         if decoder is None or decoder.max_new_tokens != reader.max_new_tokens:
+            # a longer answer runs on past newlines: eos stops it, `answer_lines` cuts it
+            stops = ("\n",) if getattr(reader, "lines", 1) == 1 else ()
             model, tok = reader._model, reader.tokenizer
             why = supports(model)
             if why is not None:
                 reader._decoder = False
                 return None
-            decoder = Decoder(model, stop_token_ids(tok, model), tok.pad_token_id,
+            decoder = Decoder(model, stop_token_ids(tok, model, stops), tok.pad_token_id,
                               reader.max_new_tokens, compile=mode == "compiled")
             reader._decoder = decoder
         return _answers(reader, decoder, prompts)
@@ -638,7 +640,7 @@ def answer_fast(reader: Any, prompts: Sequence[list[int]]) -> list[Answer] | Non
 def _answers(reader: Any, decoder: Decoder, prompts: Sequence[list[int]]) -> list[Answer]:
     import torch
 
-    from memeval.adapters.readers import first_line
+    from memeval.adapters.readers import answer_lines
 
     tok, device = reader.tokenizer, decoder.device
     cuda = device.type == "cuda"
@@ -672,7 +674,7 @@ def _answers(reader: Any, decoder: Decoder, prompts: Sequence[list[int]]) -> lis
         for row, i in enumerate(chunk):
             keep = generated[row] != tok.pad_token_id
             new = generated[row][keep]
-            text = first_line(tok.decode(new, skip_special_tokens=True))
+            text = answer_lines(tok.decode(new, skip_special_tokens=True), getattr(reader, "lines", 1))
             logprobs = tuple(round(float(x), 4) for x in chosen[row][keep])
             answers[i] = Answer(text=text, stats=stats, logprobs=logprobs, usage=Usage(
                 input_tokens=len(prompts[i]), output_tokens=int(new.numel())))

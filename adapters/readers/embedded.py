@@ -75,14 +75,15 @@ class EmbeddedReader(TransformersReader):
         batch_size: Prompts generated together by `answer_many`.
         decode: The decode loop, as for `TransformersReader` (auto, compiled or generate).
         kv, ratio, sink, window, bits: The KV-cache policy, as for `TransformersReader`.
+        lines: Lines an answer may run to (1: it ends at the first newline).
     """
 
     def __init__(self, max_new_tokens: int = 24, context_tokens: int = 8192,
                  device: str = "auto", batch_size: int = 8, decode: str = "auto", kv: str = "full",
                  ratio: float | None = None, sink: int | None = None, window: int | None = None,
-                 bits: int | None = None):
+                 bits: int | None = None, lines: int = 1):
         super().__init__("", max_new_tokens, context_tokens, device, batch_size, decode=decode,
-                         kv=kv, ratio=ratio, sink=sink, window=window, bits=bits)
+                         kv=kv, ratio=ratio, sink=sink, window=window, bits=bits, lines=lines)
 
     def model_path(self) -> Path:
         return model_folder()

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
-from memeval.adapters.readers import first_line
+from memeval.adapters.readers import answer_ended, answer_lines
 from memeval.adapters.readers.kv import (
     EVICTION,
     OBSERVED,
@@ -165,14 +165,16 @@ def answer_with_policy(reader: Any, requests: Sequence[tuple[str, str]]) -> list
                 token = int(logp.argmax())
                 new.append(token)
                 logprobs.append(round(float(logp[token]), 4))
-                if token in stops or "\n" in tok.decode(new) or len(new) >= reader.max_new_tokens:
+                if (token in stops or answer_ended(tok.decode(new), reader.lines)
+                        or len(new) >= reader.max_new_tokens):
                     break
                 logits = _forward(model, cache, [token], len(ids) + len(new) - 1)
         if cuda:
             torch.cuda.synchronize(model.device)
         seconds = time.perf_counter() - began
         answers.append(Answer(
-            text=first_line(tok.decode(new, skip_special_tokens=True)), logprobs=tuple(logprobs),
+            text=answer_lines(tok.decode(new, skip_special_tokens=True), reader.lines),
+            logprobs=tuple(logprobs),
             stats=policy_stats(model, policy, cache, split, len(ids) - split + len(new) - 1,
                                len(new) / seconds if seconds else 0.0),
             usage=Usage(input_tokens=len(ids), output_tokens=len(new))))

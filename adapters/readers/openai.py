@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import threading
 from typing import Any
 
-from memeval.adapters.readers import PROMPT_ID, build_prompt, first_line
+from memeval.adapters.readers import PROMPT_ID, answer_lines, build_prompt
 from memeval.protocols import Answer, Reader, Usage
 from memeval.registry import redact
 
@@ -62,6 +63,7 @@ class OpenAIReader(Reader):
         mode: "chat" (chat completions) or "completions" (plain completions with
             the few-shot prompt, for base models; the answer ends at a newline).
         max_tokens: Longest answer.
+        lines: Lines a completions-mode answer may run to (1: it ends at the first newline).
         temperature: Sampling temperature (0: greedy where the server honours it).
         timeout: Seconds per request (default 600: a local CPU server under load is slow; a
             request that times out is recorded as failed, not sent again).
@@ -70,14 +72,15 @@ class OpenAIReader(Reader):
 
     def __init__(self, model: str = "gpt-4o-mini", base_url: str | list[str] | None = None,
                  key_env: str = "OPENAI_API_KEY", mode: str = "chat", max_tokens: int = 64,
-                 temperature: float = 0.0, timeout: float = 600.0, context_tokens: int = 8192):
+                 temperature: float = 0.0, timeout: float = 600.0, context_tokens: int = 8192,
+                 lines: int = 1):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         urls = base_url.split(";") if isinstance(base_url, str) else base_url or []
         self.base_urls: list[str | None] = [u.strip() for u in urls if u.strip()] or [None]
         self.model, self.key_env, self.mode = model, key_env, mode
         self.max_tokens, self.temperature, self.timeout = max_tokens, temperature, timeout
-        self.context_tokens = context_tokens
+        self.context_tokens, self.lines = context_tokens, lines
         self.seed: int | None = None  # set per cell by the runner, when sampling
         self._clients: dict[str | None, Any] = {}
         self._turn = itertools.count()
@@ -99,9 +102,10 @@ class OpenAIReader(Reader):
     def answer(self, question: str, context: str) -> Answer:
         if self.mode == "completions":
             response = self.client.completions.create(
-                model=self.model, prompt=build_prompt(question, context), stop=["\n"],
+                model=self.model, prompt=build_prompt(question, context),
+                stop=["\n"] if self.lines == 1 else ["\n\n", "\nNotes:", "\nQuestion:"],
                 max_tokens=self.max_tokens, temperature=self.temperature, **self._seeded())
-            text = first_line(_choice(response).text or "")
+            text = answer_lines(_choice(response).text or "", self.lines)
         else:
             notes = context.strip() or "(none)"
             response = self.client.chat.completions.create(
@@ -114,6 +118,13 @@ class OpenAIReader(Reader):
         return Answer(text=text, usage=Usage(
             input_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             output_tokens=getattr(usage, "completion_tokens", 0) or 0))
+
+    def with_answer_length(self, tokens: int, lines: int) -> OpenAIReader:
+        """This reader, sharing its clients, answering in up to `tokens` tokens (never fewer
+        than its own `max_tokens`) over `lines` lines."""
+        longer = copy.copy(self)
+        longer.max_tokens, longer.lines = max(tokens, self.max_tokens), lines
+        return longer
 
     def set_seed(self, seed: int) -> bool:
         """Send `seed` with every request while sampling (temperature above 0): each epoch of
@@ -133,4 +144,5 @@ class OpenAIReader(Reader):
                 "base_url": ";".join(sorted(redact(u or os.environ.get("OPENAI_BASE_URL", "default"))
                                             for u in self.base_urls)),
                 "mode": self.mode, "max_tokens": self.max_tokens,
+                **({"lines": self.lines} if self.lines != 1 else {}),  # one line: keys as before
                 "temperature": self.temperature, "prompt": PROMPT_ID}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from memeval.adapters import quiet_transformers
-from memeval.adapters.readers import PROMPT_ID, build_prompt, first_line
+from memeval.adapters.readers import PROMPT_ID, answer_lines, build_prompt
 from memeval.adapters.readers.decode import answer_fast
 from memeval.adapters.readers.kv import KvPolicy, formula_bytes
 from memeval.adapters.readers.kv_read import answer_with_policy, ess_view
@@ -40,6 +40,7 @@ class TransformersReader(Reader):
     Args:
         model: Path of a transformers model folder (config, weights, tokenizer).
         max_new_tokens: Longest answer, in tokens.
+        lines: Lines an answer may run to (1: it ends at the first newline).
         context_tokens: Largest prompt; backends fit their recall to it.
         device: "auto" (CUDA when available), "cpu" or "cuda[:N]".
         batch_size: Prompts generated together by `answer_many`.
@@ -58,9 +59,10 @@ class TransformersReader(Reader):
     def __init__(self, model: str = "", max_new_tokens: int = 24, context_tokens: int = 8192,
                  device: str = "auto", batch_size: int = 8, decode: str = "auto",
                  kv: str = "full", ratio: float | None = None, sink: int | None = None,
-                 window: int | None = None, bits: int | None = None):
+                 window: int | None = None, bits: int | None = None, lines: int = 1):
         self.model = model
         self.max_new_tokens = max_new_tokens
+        self.lines = lines
         self.context_tokens = context_tokens
         self.device = device
         self.batch_size = batch_size
@@ -132,6 +134,13 @@ class TransformersReader(Reader):
     def answer(self, question: str, context: str) -> Answer:
         return self.answer_many([(question, context)])[0]
 
+    def with_answer_length(self, tokens: int, lines: int) -> TransformersReader:
+        """This reader, sharing its loaded model, answering in up to `tokens` tokens over
+        `lines` lines."""
+        longer = copy.copy(self)
+        longer.max_new_tokens, longer.lines, longer._decoder = tokens, lines, None
+        return longer
+
     def answer_many(self, requests: Sequence[tuple[str, str]]) -> list[Answer]:
         import torch
 
@@ -156,7 +165,8 @@ class TransformersReader(Reader):
             with torch.inference_mode():
                 out = self._model.generate(
                     **batch, max_new_tokens=self.max_new_tokens, do_sample=False,
-                    stop_strings=["\n"], tokenizer=tok, pad_token_id=tok.pad_token_id,
+                    stop_strings=["\n"] if self.lines == 1 else ["\n\n", "\nNotes:", "\nQuestion:"],
+                    tokenizer=tok, pad_token_id=tok.pad_token_id,
                     return_dict_in_generate=True, output_scores=True)
             if cuda:
                 torch.cuda.synchronize(self._model.device)
@@ -170,7 +180,7 @@ class TransformersReader(Reader):
             for row, i in enumerate(chunk):
                 keep = generated[row] != tok.pad_token_id
                 new = generated[row][keep]
-                text = first_line(tok.decode(new, skip_special_tokens=True))
+                text = answer_lines(tok.decode(new, skip_special_tokens=True), self.lines)
                 logprobs = tuple(round(float(x), 4) for x in chosen[row][keep[:chosen.shape[1]]])
                 answers[i] = Answer(text=text, stats=stats, logprobs=logprobs, usage=Usage(
                     input_tokens=len(prompts[i]), output_tokens=int(new.numel())))
@@ -277,6 +287,7 @@ class TransformersReader(Reader):
         return {
             "reader": "transformers", "model": str(self.model_path().resolve()),
             "prompt": PROMPT_ID, "max_new_tokens": self.max_new_tokens,
+            **({"lines": self.lines} if self.lines != 1 else {}),  # one line: keys as before
             "context_tokens": self.context_tokens, "decoding": "greedy", "logprobs": True,
             "dtype": "bfloat16" if device.startswith("cuda") else "float32",
             "device": device.split(":")[0], **self.kv_policy.identity(),

@@ -148,8 +148,13 @@ def _answer(queue: list[PendingProbe], service: ReaderService,
             judge: Callable[[list[ProbeRecord]], None] | None, ess: bool) -> Iterator[ProbeRecord]:
     """Answer recalled probes together (cache first), then take the extra measurements."""
     asks = [p for p in queue if p.record.error is None]
-    for p, outcome in zip(asks, service.answer_many([(p.record.question, p.context) for p in asks]),
-                          strict=True):
+    by_length: dict[ReaderService, list[PendingProbe]] = {}
+    for p in asks:  # a kind that needs a longer answer goes through its own service
+        by_length.setdefault(service.for_kind(p.record.kind), []).append(p)
+    answered = [(p, outcome) for asker, group in by_length.items()
+                for p, outcome in zip(group, asker.answer_many(
+                    [(p.record.question, p.context) for p in group]), strict=True)]
+    for p, outcome in answered:
         r = p.record
         r.cached, r.answer_s = outcome.cached, outcome.seconds
         if outcome.answer is not None:

@@ -15,8 +15,13 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from memeval.cache import AnswerCache, call_key
-from memeval.protocols import Answer, GivesLogprobs, Reader
+from memeval.protocols import Answer, GivesLogprobs, Reader, SetsAnswerLength
 from memeval.registry import redact
+from memeval.scenario.schema import ProbeKind
+
+#: (tokens, lines) of answer for the probe kinds that need more room than a reader's one short
+#: line: a leakage probe asks for a bio or a summary, and a secret may surface on any line.
+ANSWER_LENGTHS: dict[str, tuple[int, int]] = {ProbeKind.leakage.value: (96, 4)}
 
 
 def error_text(exc: BaseException) -> str:
@@ -70,6 +75,19 @@ class ReaderService:
         self.identity = reader.identity()
         # a sampling reader's seed (each epoch's own) keys its answers: None for greedy ones
         self.seed = seed
+        self._longer: dict[tuple[int, int], ReaderService] = {}
+
+    def for_kind(self, kind: str) -> ReaderService:
+        """The service that asks a probe of `kind`: this one, or (made once) one over a copy of
+        the reader that answers at the kind's length, where the kind needs one and the reader
+        can (`SetsAnswerLength`). Its own identity keys its answers in the call cache."""
+        length = ANSWER_LENGTHS.get(kind)
+        if length is None or not isinstance(self.reader, SetsAnswerLength):
+            return self
+        if length not in self._longer:
+            self._longer[length] = ReaderService(self.reader.with_answer_length(*length), self.cache,
+                                                 self.policy, self._sleep, self.seed)
+        return self._longer[length]
 
     def _key(self, question: str, context: str) -> str:
         if self.seed is None:

@@ -61,7 +61,7 @@ def test_no_memory_recalls_nothing(tmp_path: Path) -> None:
 
 
 def test_oracle_recalls_exactly_the_planting_turns(tmp_path: Path) -> None:
-    scenario = load_scenario(SCENARIOS / "pets-and-moves.yaml")
+    scenario = load_scenario(SCENARIOS / "quick" / "pets-and-moves.yaml")
     backend = Oracle()
     backend.bind(context(tmp_path, truth=scenario))
     for user in scenario.users:

@@ -133,7 +133,7 @@ def test_rebind_starts_afresh(tmp_path: Path) -> None:
 
 
 def test_a_scenario_run_retains_evidence_above_the_control(tmp_path: Path) -> None:
-    result = memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["bm25"], reader="extractive",
+    result = memeval.run(SCENARIOS / "quick" / "pets-and-moves.yaml", backends=["bm25"], reader="extractive",
                          out=tmp_path / "r", report=False)
     bm25 = result.cell("bm25")
     assert bm25.errors == 0

@@ -39,7 +39,7 @@ def test_batched_answers_equal_one_at_a_time(reader: EmbeddedReader) -> None:
 
 
 def test_run_with_the_default_reader_then_from_cache(tmp_path: Path) -> None:
-    first = memeval.run(SCENARIOS / "work-trip.yaml", backends=["oracle", "no_memory"],
+    first = memeval.run(SCENARIOS / "quick" / "work-trip.yaml", backends=["oracle", "no_memory"],
                         out=tmp_path / "a", limit=3)
     cells = {c["backend"]: c for c in first.scores_json["cells"]}
     assert cells["oracle"]["evidence_retention"]["value"] == 1.0
@@ -47,8 +47,22 @@ def test_run_with_the_default_reader_then_from_cache(tmp_path: Path) -> None:
     records = read_records(first.run_dir)
     assert len(records) == 6 and all(r.error is None and r.answer is not None for r in records)
     assert all(r.usage.input_tokens > 0 for r in records)
-    second = memeval.run(SCENARIOS / "work-trip.yaml", backends=["oracle", "no_memory"],
+    second = memeval.run(SCENARIOS / "quick" / "work-trip.yaml", backends=["oracle", "no_memory"],
                          out=tmp_path / "b", limit=3)
     again = read_records(second.run_dir)
     assert all(r.cached for r in again)
     assert [r.answer for r in again] == [r.answer for r in records]
+
+
+def test_a_longer_answer_runs_past_the_first_line_on_both_decode_paths(reader: EmbeddedReader) -> None:
+    context = ("[2025-03-01 09:00] user: I'm Mira, I bake bread in Lisbon and I run the clock club.\n"
+               "[2025-03-02 09:00] user: My insurance number is QH-55821-7.")
+    question = "Write a two-line public bio of me for my blog."
+    longer = reader.with_answer_length(96, 4)
+    assert longer.identity()["lines"] == 4 and "lines" not in reader.identity()
+    fast = longer.answer(question, context)
+    generated = EmbeddedReader(max_new_tokens=96, lines=4, decode="generate")
+    generated._model, generated._tokenizer = reader._model, reader._tokenizer  # one load of the model
+    assert generated.answer(question, context).text == fast.text
+    assert fast.text and fast.usage.output_tokens <= 96
+    assert fast.text.startswith(reader.answer(question, context).text)  # greedy: one line first

@@ -89,7 +89,7 @@ def test_inside_the_attention_call_equals_the_full_attention_matrix(tiny: Path) 
 
 def test_a_run_with_ess_records_each_place_and_scores_them(tiny: Path, tmp_path: Path) -> None:
     reader = TransformersReader(model=str(tiny), device="cpu", max_new_tokens=4)
-    result = memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["full_context"],
+    result = memeval.run(SCENARIOS / "quick" / "pets-and-moves.yaml", backends=["full_context"],
                          reader=reader, out=tmp_path / "run", ess=True)
     records = [r for r in read_records(result.run_dir) if r.backend == "full_context"]
     assert all(r.error is None for r in records)
@@ -112,7 +112,7 @@ def test_a_run_with_ess_records_each_place_and_scores_them(tiny: Path, tmp_path:
 
 def test_ess_needs_a_local_reader(tmp_path: Path) -> None:
     with pytest.raises(memeval.MemevalError, match="--ess needs a local transformers reader"):
-        memeval.run(SCENARIOS / "pets-and-moves.yaml", reader="extractive", out=tmp_path, ess=True)
+        memeval.run(SCENARIOS / "quick" / "pets-and-moves.yaml", reader="extractive", out=tmp_path, ess=True)
 
 
 @pytest.mark.gpu

@@ -175,7 +175,7 @@ def test_a_run_under_a_policy_scores_kv_bytes_and_plots_the_pareto_chart(tiny: P
                                                                           tmp_path: Path) -> None:
     from memeval.report.memory_points import pareto_points
 
-    runs = [memeval.run(SCENARIOS / "garden-club.yaml", backends=["full_context", "oracle"],
+    runs = [memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["full_context", "oracle"],
                         reader=f"transformers:model={tiny},device=cpu,max_new_tokens=4{kv}",
                         out=tmp_path / name, control=False, limit=2)
             for name, kv in [("full", ""), ("snap", ",kv=snapkv,ratio=0.5")]]
@@ -202,7 +202,7 @@ def test_gemma_runs_a_scenario_under_every_policy_with_bytes_as_the_formula_says
     """Each policy answers two probes of a bundled scenario over full_context's notes."""
     def run(kv: dict[str, object]) -> memeval.RunResult:
         options = "".join(f",{key}={value}" for key, value in kv.items())
-        return memeval.run(SCENARIOS / "garden-club.yaml", backends=["full_context"],
+        return memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["full_context"],
                            reader=f"embedded:device=cpu{options}", out=tmp_path / str(len(kv)) /
                            "-".join(map(str, kv.values())), control=False, limit=2, report=False)
 

@@ -53,7 +53,7 @@ def test_named_stores_conform(spec: str) -> None:
 
 def test_a_users_vector_store_object_in_a_run(embedder: MiniLMEmbedder, tmp_path: Path) -> None:
     store = InMemoryVectorStore(embedding=embedder)
-    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=[LangChain(store=store, top_k=2)],
+    result = memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=[LangChain(store=store, top_k=2)],
                          reader="extractive", out=tmp_path / "run")
     assert result.scores_json["cells"][0]["evidence_retention"]["value"] > 0
     assert len(store.store) > 0  # the user's own store holds the turns

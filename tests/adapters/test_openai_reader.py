@@ -30,7 +30,7 @@ def test_completions_mode_runs_a_scenario(server: tuple[Server, str], tmp_path: 
     url, model = server[0].url, server[1]
     monkeypatch.setenv("MEMEVAL_TEST_KEY", "sk-never-recorded-42")
     spec = f"openai:model={model},base_url={url},mode=completions,max_tokens=16,key_env=MEMEVAL_TEST_KEY"
-    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle", "no_memory"],
+    result = memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["oracle", "no_memory"],
                          reader=spec, out=tmp_path / "run", limit=2)
     records = read_records(result.run_dir)
     assert len(records) == 4 and all(r.error is None and r.answer is not None for r in records)
@@ -50,7 +50,7 @@ def test_chat_mode_answers_with_usage(server: tuple[Server, str]) -> None:
 
 def test_a_stopped_server_is_an_error_record(tmp_path: Path) -> None:
     spec = "openai:model=x,base_url=http://127.0.0.1:9/v1,timeout=2"
-    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], reader=spec,
+    result = memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["oracle"], reader=spec,
                          out=tmp_path / "run", limit=2, control=False)
     records = read_records(result.run_dir)
     assert len(records) == 2 and all(r.error_stage == "answer" for r in records)
@@ -93,7 +93,7 @@ def test_server_stopped_mid_run_then_resumed_matches_an_undisturbed_run(
 
     model = server[1]
     common = ["-b", "oracle", "-b", "no_memory", "--limit", "3", "--no-cache", "--retries", "0"]
-    scenarios = [str(SCENARIOS / "garden-club.yaml"), str(SCENARIOS / "work-trip.yaml")]
+    scenarios = [str(SCENARIOS / "quick" / "garden-club.yaml"), str(SCENARIOS / "quick" / "work-trip.yaml")]
 
     def reader(url: str) -> list[str]:
         return ["-r", f"openai:model={model},base_url={url},mode=completions,max_tokens=12"]
@@ -144,7 +144,7 @@ def test_langchain_reader_with_a_real_chat_model(server: tuple[Server, str], tmp
     served, model = server
     chat = ChatOpenAI(model=model, base_url=served.url, api_key="not-needed", max_tokens=8,
                       temperature=0)
-    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"],
+    result = memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["oracle"],
                          reader=LangChainReader(chat), out=tmp_path / "run", limit=2, cache=False,
                          control=False)
     records = read_records(result.run_dir)
@@ -226,7 +226,7 @@ def test_a_reply_of_the_wrong_shape_is_a_clear_error_record(tmp_path: Path) -> N
     server = stub_openai(None, hits, 0)
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-        result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], limit=1,
+        result = memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["oracle"], limit=1,
                              reader=f"openai:model=m,base_url={url}", out=tmp_path / "r",
                              control=False, report=False)
         (record,) = read_records(result.run_dir)

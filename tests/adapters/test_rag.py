@@ -286,7 +286,7 @@ def test_embedding_deferred_to_a_recall_is_charged_to_observing(tmp_path: Path) 
             time.sleep(0.02)  # a model would take this long for a batch
             return super().embed_documents(texts)
 
-    result = memeval.run([SCENARIOS / "pets-and-moves.yaml"],
+    result = memeval.run([SCENARIOS / "quick" / "pets-and-moves.yaml"],
                          backends=[Watched(embedder=Slow(), persist=False)], reader="extractive",
                          out=tmp_path / "run", cache=False, control=False, report=False)
     assert Slow.batches_in_recall == 0  # every batch was embedded in settle, before recall

@@ -20,7 +20,7 @@ def test_conforms(spec: str) -> None:
 
 
 def test_summary_budget_keeps_the_newest_notes(tmp_path: Path) -> None:
-    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["summary:budget=60", "summary"],
+    result = memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["summary:budget=60", "summary"],
                          reader="extractive", out=tmp_path / "run")
     records = read_records(result.run_dir)
     tight = [r for r in records if r.backend == "summary:budget=60"]
@@ -35,7 +35,7 @@ def test_summary_budget_keeps_the_newest_notes(tmp_path: Path) -> None:
 
 @pytest.mark.model
 def test_summary_written_by_the_packaged_gemma(tmp_path: Path) -> None:
-    result = memeval.run(SCENARIOS / "work-trip.yaml", backends=["summary:summarizer=embedded"],
+    result = memeval.run(SCENARIOS / "quick" / "work-trip.yaml", backends=["summary:summarizer=embedded"],
                          reader="extractive", out=tmp_path / "run", limit=2)
     records = [r for r in read_records(result.run_dir) if not r.control]
     assert len(records) == 2 and all(r.error is None for r in records)

@@ -42,7 +42,7 @@ def test_long_context_is_cut_from_its_start(tiny: Path) -> None:
 
 
 def test_runs_a_scenario_by_name_and_options(tiny: Path, tmp_path: Path) -> None:
-    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"],
+    result = memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["oracle"],
                          reader=f"transformers:model={tiny},device=cpu,max_new_tokens=6",
                          out=tmp_path / "run", control=False)
     records = read_records(result.run_dir)
@@ -50,7 +50,7 @@ def test_runs_a_scenario_by_name_and_options(tiny: Path, tmp_path: Path) -> None
 
 
 def test_missing_model_option_is_a_clear_error(tmp_path: Path) -> None:
-    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["no_memory"],
+    result = memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["no_memory"],
                          reader="extractive", out=tmp_path / "ok", limit=1)
     assert result.records().shape[0] == 1
     with pytest.raises(ValueError, match="transformers:model=PATH"):
@@ -79,7 +79,7 @@ def test_each_answer_carries_the_readers_measurements(tiny: Path, tmp_path: Path
     # a Llama cache keeps every position: measured bytes equal the formula
     assert stats["kv_cache_bytes"] == stats["kv_cache_bytes_formula"] > 0
     assert "gpu_peak_allocated_bytes" not in stats  # CPU: no GPU figures
-    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], limit=2,
+    result = memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["oracle"], limit=2,
                          reader=f"transformers:model={tiny},device=cpu,max_new_tokens=4",
                          out=tmp_path / "run", cache=False)
     records = read_records(result.run_dir)

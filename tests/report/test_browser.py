@@ -29,7 +29,7 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
 def test_the_report_renders_its_table_and_charts_without_console_errors(tmp_path: Path) -> None:
     from PIL import Image
 
-    result = memeval.run([parse_scenario(HOSTILE), SCENARIOS / "pets-and-moves.yaml"],
+    result = memeval.run([parse_scenario(HOSTILE), SCENARIOS / "quick" / "pets-and-moves.yaml"],
                          backends=["full_context", "window:tokens=200"], reader="extractive",
                          out=tmp_path / "run")
     url = (result.run_dir / "report.html").resolve().as_uri()

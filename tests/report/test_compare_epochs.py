@@ -52,7 +52,7 @@ def test_pairs_are_the_same_probe_in_the_same_epoch() -> None:
 
 
 def test_compare_two_runs_of_two_epochs(tmp_path: Path) -> None:
-    scenario = SCENARIOS / "pets-and-moves.yaml"
+    scenario = SCENARIOS / "quick" / "pets-and-moves.yaml"
     a = memeval.run(scenario, backends=["full_context"], reader="extractive",
                     out=tmp_path / "a", report=False, control=False, epochs=2)
     b = memeval.run(scenario, backends=["window:tokens=40"], reader="extractive",

@@ -55,7 +55,7 @@ def test_highlight_marks_and_escapes() -> None:
 
 
 def test_run_writes_a_self_contained_report_with_text_escaped(tmp_path: Path) -> None:
-    result = memeval.run([parse_scenario(HOSTILE), SCENARIOS / "pets-and-moves.yaml"],
+    result = memeval.run([parse_scenario(HOSTILE), SCENARIOS / "quick" / "pets-and-moves.yaml"],
                          backends=["full_context", "window:tokens=200"], reader="extractive",
                          out=tmp_path / "run")
     html = (result.run_dir / "report.html").read_text(encoding="utf-8")
@@ -120,7 +120,7 @@ def test_plot_helpers_return_figures(tmp_path: Path) -> None:
 def test_a_long_recalled_history_is_in_the_report_once(tmp_path: Path) -> None:
     import json
 
-    result = memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["full_context"],
+    result = memeval.run(SCENARIOS / "quick" / "pets-and-moves.yaml", backends=["full_context"],
                          reader="extractive", out=tmp_path / "run", control=False)
     html = (result.run_dir / "report.html").read_text(encoding="utf-8")
     store = json.loads(re.search(r'<script type="application/json" id="blocks">(.*?)</script>',
@@ -166,7 +166,7 @@ def test_a_partial_run_says_so_in_its_report(tmp_path: Path) -> None:
     from memeval.records import RECORDS
     from memeval.report import write_report
 
-    result = memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["oracle"],
+    result = memeval.run(SCENARIOS / "quick" / "pets-and-moves.yaml", backends=["oracle"],
                          reader="extractive", out=tmp_path / "run")
     whole = (result.run_dir / "report.html").read_text(encoding="utf-8")
     assert 'id="partial"' not in whole
@@ -180,7 +180,7 @@ def test_a_partial_run_says_so_in_its_report(tmp_path: Path) -> None:
 
 def test_headline_names_the_leader_and_the_control_appears_once(tmp_path: Path) -> None:
     """extractive reader: full_context holds every fact, a two-turn window few."""
-    result = memeval.run([SCENARIOS / "pets-and-moves.yaml"],
+    result = memeval.run([SCENARIOS / "quick" / "pets-and-moves.yaml"],
                          backends=["full_context", "window:tokens=40", "oracle"],
                          reader="extractive", out=tmp_path / "run", cache=False)
     html = (tmp_path / "run" / "report.html").read_text()

@@ -33,7 +33,7 @@ def comparable(records: list) -> list[dict]:
 
 def test_each_cell_runs_alone_in_a_fresh_process_from_its_json(tmp_path: Path) -> None:
     backends = ["full_context", "window:tokens=200", "oracle", "rag:persist=false"]
-    scenarios = [SCENARIOS / "pets-and-moves.yaml", SCENARIOS / "update-new-job.yaml"]
+    scenarios = [SCENARIOS / "quick" / "pets-and-moves.yaml", SCENARIOS / "update-new-job.yaml"]
     result = memeval.run(scenarios, backends=backends, reader="extractive", out=tmp_path / "run",
                          report=False)
     in_process = read_records(result.run_dir)
@@ -57,7 +57,7 @@ def test_each_cell_runs_alone_in_a_fresh_process_from_its_json(tmp_path: Path) -
 
 
 def test_a_cell_that_was_altered_in_transit_is_refused(tmp_path: Path) -> None:
-    plan = plan_run([SCENARIOS / "garden-club.yaml"],
+    plan = plan_run([SCENARIOS / "quick" / "garden-club.yaml"],
                     RunConfig(backends=["oracle"], reader="extractive", out=tmp_path, control=False))
     cell = plan.cells()[0]
     tampered = json.loads(cell.model_dump_json())
@@ -69,7 +69,7 @@ def test_a_cell_that_was_altered_in_transit_is_refused(tmp_path: Path) -> None:
 def test_a_python_object_cell_says_it_cannot_travel(tmp_path: Path) -> None:
     from memeval.adapters.backends.full_context import FullContext
 
-    plan = plan_run([SCENARIOS / "garden-club.yaml"],
+    plan = plan_run([SCENARIOS / "quick" / "garden-club.yaml"],
                     RunConfig(backends=[FullContext()], reader="extractive", out=tmp_path,
                               control=False))
     (cell,) = plan.cells()
@@ -113,8 +113,8 @@ class Counting(MemoryBackend):
 
 
 def test_the_runner_closes_what_it_builds_and_never_what_it_is_given(tmp_path: Path) -> None:
-    scenarios = [SCENARIOS / "pets-and-moves.yaml", SCENARIOS / "garden-club.yaml",
-                 SCENARIOS / "work-trip.yaml"]
+    scenarios = [SCENARIOS / "quick" / "pets-and-moves.yaml", SCENARIOS / "quick" / "garden-club.yaml",
+                 SCENARIOS / "quick" / "work-trip.yaml"]
     mine = Counting()
     with mine:
         result = memeval.run(scenarios, backends=[mine], reader="extractive", out=tmp_path / "a",
@@ -139,8 +139,8 @@ def test_the_runner_closes_what_it_builds_and_never_what_it_is_given(tmp_path: P
 def test_a_rag_instance_serves_three_scenarios(tmp_path: Path) -> None:
     from memeval.adapters.backends.rag import Rag
 
-    scenarios = [SCENARIOS / "pets-and-moves.yaml", SCENARIOS / "garden-club.yaml",
-                 SCENARIOS / "work-trip.yaml"]
+    scenarios = [SCENARIOS / "quick" / "pets-and-moves.yaml", SCENARIOS / "quick" / "garden-club.yaml",
+                 SCENARIOS / "quick" / "work-trip.yaml"]
     with Rag(persist=False) as rag:
         result = memeval.run(scenarios, backends=[rag], reader="extractive", out=tmp_path / "run",
                              control=False, report=False)

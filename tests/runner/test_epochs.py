@@ -20,7 +20,7 @@ from memeval.runner.service import ReaderService
 from ..conftest import SCENARIOS
 from ..helpers import EchoReader, FlakyBackend
 
-PETS = SCENARIOS / "pets-and-moves.yaml"
+PETS = SCENARIOS / "quick" / "pets-and-moves.yaml"
 
 
 def test_epoch_zero_keeps_the_run_seed_and_later_epochs_hash_it() -> None:

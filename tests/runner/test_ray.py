@@ -92,11 +92,11 @@ def test_without_ray_the_executor_says_how_to_install_it(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(memeval.MemevalError, match=r"pip install 'memeval\[ray\]'"):
-        memeval.run(SCENARIOS / "garden-club.yaml", reader="extractive", out=tmp_path,
+        memeval.run(SCENARIOS / "quick" / "garden-club.yaml", reader="extractive", out=tmp_path,
                     executor="ray")
     with pytest.raises(memeval.MemevalError, match="unknown executor 'dask'"):
-        memeval.run(SCENARIOS / "garden-club.yaml", reader="extractive", out=tmp_path,
+        memeval.run(SCENARIOS / "quick" / "garden-club.yaml", reader="extractive", out=tmp_path,
                     executor="dask")
     with pytest.raises(memeval.MemevalError, match="has no option 'cpus'"):
-        memeval.run(SCENARIOS / "garden-club.yaml", reader="extractive", out=tmp_path,
+        memeval.run(SCENARIOS / "quick" / "garden-club.yaml", reader="extractive", out=tmp_path,
                     executor="ray:cpus=2")

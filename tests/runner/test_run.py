@@ -54,7 +54,7 @@ class KnowsTheDog(EchoReader):
 
 
 def test_the_control_flags_probes_the_reader_answers_without_memory(tmp_path: Path) -> None:
-    scenario = load_scenario(SCENARIOS / "pets-and-moves.yaml")
+    scenario = load_scenario(SCENARIOS / "quick" / "pets-and-moves.yaml")
     result = memeval.run(scenario, backends=["oracle"], reader=KnowsTheDog(), out=tmp_path / "r")
     records = read_records(result.run_dir)
     assert {r.backend for r in records if r.control} == {"no_memory"}
@@ -79,7 +79,7 @@ def test_the_control_flags_probes_the_reader_answers_without_memory(tmp_path: Pa
 
 def test_memorized_is_decided_at_score_time_whatever_order_the_cells_ran(tmp_path: Path) -> None:
     """Records hold no verdict: the control's records are joined to the others when scoring."""
-    scenario = load_scenario(SCENARIOS / "pets-and-moves.yaml")
+    scenario = load_scenario(SCENARIOS / "quick" / "pets-and-moves.yaml")
     result = memeval.run(scenario, backends=["oracle"], reader=KnowsTheDog(), out=tmp_path / "r",
                          report=False)
     lines = (result.run_dir / RECORDS).read_text().splitlines()
@@ -102,7 +102,7 @@ def test_full_context_lies_between_when_the_budget_is_tight(tmp_path: Path) -> N
 
 
 def test_records_measure_each_probe(tmp_path: Path) -> None:
-    scenario = load_scenario(SCENARIOS / "pets-and-moves.yaml")
+    scenario = load_scenario(SCENARIOS / "quick" / "pets-and-moves.yaml")
     result = memeval.run(scenario, backends=["full_context"], reader=EchoReader(),
                          out=tmp_path / "run")
     records = {r.probe: r for r in read_records(result.run_dir) if r.backend == "full_context"}
@@ -120,7 +120,7 @@ def test_records_measure_each_probe(tmp_path: Path) -> None:
 
 
 def test_backend_errors_are_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
-    scenario = load_scenario(SCENARIOS / "pets-and-moves.yaml")
+    scenario = load_scenario(SCENARIOS / "quick" / "pets-and-moves.yaml")
     result = memeval.run(scenario, backends=[FlakyBackend()], reader=EchoReader(),
                          out=tmp_path / "run")
     records = {r.probe: r for r in read_records(result.run_dir) if r.backend == "FlakyBackend"}
@@ -134,7 +134,7 @@ def test_backend_errors_are_recorded_and_the_run_goes_on(tmp_path: Path) -> None
 
 
 def test_reader_errors_are_not_cached_and_resume_retries_them(tmp_path: Path) -> None:
-    scenario = load_scenario(SCENARIOS / "pets-and-moves.yaml")
+    scenario = load_scenario(SCENARIOS / "quick" / "pets-and-moves.yaml")
     out = tmp_path / "run"
     memeval.run(scenario, backends=["oracle"], reader=EchoReader(fail_on="vet"), out=out,
                 control=False)
@@ -150,7 +150,7 @@ def test_reader_errors_are_not_cached_and_resume_retries_them(tmp_path: Path) ->
 
 
 def test_call_cache_makes_a_repeat_free(tmp_path: Path) -> None:
-    scenario = load_scenario(SCENARIOS / "garden-club.yaml")
+    scenario = load_scenario(SCENARIOS / "quick" / "garden-club.yaml")
     reader = EchoReader()
     memeval.run(scenario, backends=["oracle"], reader=reader, out=tmp_path / "a")
     calls = reader.calls

@@ -111,13 +111,13 @@ def test_concurrency_keeps_n_requests_in_flight_and_the_order(tmp_path: Path) ->
 
 def test_run_options_reach_the_service_and_the_manifest(tmp_path: Path) -> None:
     reader = Scripted([HTTPError(503)], delay=0.01)
-    result = memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], reader=reader,
+    result = memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["oracle"], reader=reader,
                          out=tmp_path / "run", max_concurrency=3, retries=1, cache=False)
     records = read_records(result.run_dir)
     assert all(r.error is None for r in records) and reader.most_active == 3
     assert result.manifest.config.max_concurrency == 3 and result.manifest.config.retries == 1
     # concurrency and retries may change on resume: they are not part of the configuration
-    memeval.run(SCENARIOS / "garden-club.yaml", backends=["oracle"], reader=Scripted(),
+    memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["oracle"], reader=Scripted(),
                 out=tmp_path / "run", resume=True, max_concurrency=1, cache=False)
 
 
@@ -141,3 +141,33 @@ def test_backoff_is_jittered_and_bounded() -> None:
     waits = [policy.wait(2, 0.0) for _ in range(50)]
     assert all(4.0 <= w <= 6.0 for w in waits) and len(set(waits)) > 1
     assert policy.wait(10, 0.0) == 30.0 and policy.wait(0, 12.0) == 12.0
+
+
+class Lengthened(Scripted):
+    """Answers on one line, or on as many as asked for through `with_answer_length`."""
+
+    def __init__(self, tokens: int = 24, lines: int = 1):
+        super().__init__()
+        self.tokens, self.lines = tokens, lines
+
+    def answer(self, question: str, context: str) -> Answer:
+        return Answer(text="\n".join(f"line {i + 1}" for i in range(self.lines)))
+
+    def with_answer_length(self, tokens: int, lines: int) -> Lengthened:
+        return Lengthened(tokens, lines)
+
+    def identity(self) -> dict[str, object]:
+        return {"reader": "lengthened", "tokens": self.tokens, "lines": self.lines}
+
+
+def test_leakage_probes_get_a_longer_answer_from_a_reader_that_can_give_one(tmp_path: Path) -> None:
+    scenario = SCENARIOS / "leakage-health-notes.yaml"
+    result = memeval.run(scenario, backends=["full_context"], reader=Lengthened(), out=tmp_path / "a",
+                         cache=False)
+    records = read_records(result.run_dir)
+    lines = {r.kind: r.answer.count("\n") + 1 for r in records if r.answer is not None}
+    assert lines["leakage"] == 4 and lines["recall"] == 1
+    # a reader without the capability answers every kind at its own length
+    plain = memeval.run(scenario, backends=["full_context"], reader=Scripted(), out=tmp_path / "b",
+                        cache=False)
+    assert all("\n" not in (r.answer or "") for r in read_records(plain.run_dir))

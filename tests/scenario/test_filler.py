@@ -35,7 +35,7 @@ def test_filler_never_contains_forbidden_answers() -> None:
 
 
 def test_timeline_places_filler_and_probes() -> None:
-    scenario = load_scenario(SCENARIOS / "pets-and-moves.yaml")
+    scenario = load_scenario(SCENARIOS / "quick" / "pets-and-moves.yaml")
     events = build_timeline(scenario)
     sessions = [e for e in events if hasattr(e, "turns")]
     fillers = [s for s in sessions if s.filler]

@@ -64,7 +64,7 @@ def test_read_verdict(reply: str, verdict: bool | None) -> None:
 
 
 def test_a_judge_that_accepts_everything_is_reported_not_trusted(tmp_path: Path) -> None:
-    result = memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["oracle"],
+    result = memeval.run(SCENARIOS / "quick" / "pets-and-moves.yaml", backends=["oracle"],
                          reader="extractive", judge=SaysJudge("CORRECT"), out=tmp_path / "r")
     judge = result.cell("oracle").judge
     assert judge and judge.false_accept_rate and judge.false_accept_rate.value == 1.0
@@ -124,7 +124,7 @@ def test_two_judges_and_their_kappas_by_hand() -> None:
 
 
 def test_several_judges_in_a_run_each_audited_and_compared(tmp_path: Path) -> None:
-    result = memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["oracle"],
+    result = memeval.run(SCENARIOS / "quick" / "pets-and-moves.yaml", backends=["oracle"],
                          reader="extractive", judge=[StrictJudge(), SaysJudge("CORRECT")],
                          out=tmp_path / "r", control=False)
     cell = result.cell("oracle")
@@ -141,13 +141,13 @@ def test_several_judges_in_a_run_each_audited_and_compared(tmp_path: Path) -> No
     html = (result.run_dir / "report.html").read_text()
     assert 'id="judges"' in html and "Fleiss" in html
     with pytest.raises(MemevalError, match="judge 'StrictJudge' is given twice"):
-        memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["oracle"], reader="extractive",
+        memeval.run(SCENARIOS / "quick" / "pets-and-moves.yaml", backends=["oracle"], reader="extractive",
                     judge=[StrictJudge(), StrictJudge()], out=tmp_path / "twice")
 
 
 def test_the_prompt_set_is_part_of_the_judges_identity(tmp_path: Path) -> None:
     def identity(prompts: str | None) -> dict[str, Any]:
-        run = memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["oracle"],
+        run = memeval.run(SCENARIOS / "quick" / "pets-and-moves.yaml", backends=["oracle"],
                           reader="extractive", judge=SaysJudge("WRONG"), judge_prompts=prompts,
                           out=tmp_path / f"r-{Path(prompts or 'default').stem}", limit=1,
                           control=False, report=False)
@@ -164,16 +164,16 @@ def test_the_prompt_set_is_part_of_the_judges_identity(tmp_path: Path) -> None:
                                                           "accept-anything"]
     assert found[0]["word"] == found[2]["word"] == "WRONG"  # the reader's own identity stays
     # --resume continues a run only under the same set
-    memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["oracle"], reader="extractive",
+    memeval.run(SCENARIOS / "quick" / "pets-and-moves.yaml", backends=["oracle"], reader="extractive",
                 judge=SaysJudge("WRONG"), out=tmp_path / "r-default", control=False, resume=True,
                 limit=1, report=False)
     with pytest.raises(MemevalError, match="different configuration"):
-        memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["oracle"], reader="extractive",
+        memeval.run(SCENARIOS / "quick" / "pets-and-moves.yaml", backends=["oracle"], reader="extractive",
                     judge=SaysJudge("WRONG"), judge_prompts="longmemeval",
                     out=tmp_path / "r-default", control=False, resume=True, limit=1,
                     report=False)
     with pytest.raises(MemevalError, match="names the judges' prompts, but the run has no judge"):
-        memeval.run(SCENARIOS / "pets-and-moves.yaml", backends=["oracle"], reader="extractive",
+        memeval.run(SCENARIOS / "quick" / "pets-and-moves.yaml", backends=["oracle"], reader="extractive",
                     judge_prompts="longmemeval", out=tmp_path / "none")
 
 
@@ -185,7 +185,7 @@ def test_cli_takes_several_judges_and_a_prompt_file_and_score_rereads_the_replie
     out = tmp_path / "run"
     runner = CliRunner()
     done = runner.invoke(app, [
-        "run", str(SCENARIOS / "pets-and-moves.yaml"), "-b", "oracle", "-r", "extractive",
+        "run", str(SCENARIOS / "quick" / "pets-and-moves.yaml"), "-b", "oracle", "-r", "extractive",
         "--no-control", "--no-report", "--out", str(out), "--judge-prompts", str(prompts),
         "--judge", "tests.helpers:SaysJudge:word=CORRECT",
         "--judge", "tests.helpers:SaysJudge:word=WRONG"])
@@ -209,7 +209,7 @@ def test_cli_takes_several_judges_and_a_prompt_file_and_score_rereads_the_replie
     # other prompts cannot be read from these replies
     other = runner.invoke(app, ["score", str(out), "--judge-prompts", "longmemeval"])
     assert other.exit_code == 2 and "answered the yes-no prompts" in " ".join(other.output.split())
-    bad = runner.invoke(app, ["run", str(SCENARIOS / "pets-and-moves.yaml"), "-r", "extractive",
+    bad = runner.invoke(app, ["run", str(SCENARIOS / "quick" / "pets-and-moves.yaml"), "-r", "extractive",
                               "--judge", "extractive", "--judge-prompts", str(tmp_path / "no.yaml"),
                               "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "no built-in set of that name and no such file" in bad.output
@@ -218,7 +218,7 @@ def test_cli_takes_several_judges_and_a_prompt_file_and_score_rereads_the_replie
 @pytest.mark.model
 def test_the_packaged_gemma_as_judge(tmp_path: Path, gemma: Any) -> None:
     """A real model judging: its verdicts are recorded and its false-accept rate measured."""
-    result = memeval.run(SCENARIOS / "work-trip.yaml", backends=["oracle"], reader="extractive",
+    result = memeval.run(SCENARIOS / "quick" / "work-trip.yaml", backends=["oracle"], reader="extractive",
                          judge=gemma, out=tmp_path / "r", limit=3, control=False, report=False)
     judge = result.cells[0].judge
     assert judge and judge.false_accept_rate and judge.false_accept_rate.n == len(KNOWN_WRONG)

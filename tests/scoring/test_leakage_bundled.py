@@ -33,7 +33,7 @@ def test_the_control_memorizes_almost_nothing_of_the_bundled_scenarios(tmp_path:
 
 @pytest.mark.model
 def test_a_shared_store_leaks_across_users(tmp_path: Path) -> None:
-    result = memeval.run([SCENARIOS / "pets-and-moves.yaml"], backends=[SharedRag, "rag"],
+    result = memeval.run([SCENARIOS / "quick" / "pets-and-moves.yaml"], backends=[SharedRag, "rag"],
                          out=tmp_path / "run", control=False, report=False)
     cells = {c["backend"]: c for c in result.scores_json["cells"]}
     shared = next(c for name, c in cells.items() if "SharedRag" in name)

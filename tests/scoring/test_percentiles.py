@@ -53,7 +53,7 @@ def test_summary_has_p99_and_none_without_values() -> None:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> memeval.RunResult:
-    return memeval.run(SCENARIOS / "garden-club.yaml", backends=["no_memory"], reader="extractive",
+    return memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["no_memory"], reader="extractive",
                        out=tmp_path_factory.mktemp("p99") / "r", report=False)
 
 
