@@ -26,6 +26,7 @@ from rich.table import Table
 from memeval.errors import MemevalError, Problem, ScenarioError
 from memeval.records import RunConfig
 from memeval.report.html import fmt_bytes
+from memeval.scoring.epochs import HEADLINE_FIGURES
 from memeval.scoring.model import Rate, Scores, rate_text
 
 if TYPE_CHECKING:
@@ -220,11 +221,6 @@ def live_bar(total: int) -> tuple[ProgressHook, Progress]:
     return hook, progress
 
 
-#: The figures whose spread across epochs `memeval run` and `memeval score` print.
-EPOCH_FIGURES = (("evidence", "evidence_retention"), ("answer", "answer_retention"),
-                 ("memory score", "answer_retention_reader_normalized"))
-
-
 def print_notes(scores: Scores) -> None:
     """What the table cannot say: memorization, a judge that is not to be trusted, and the
     spread across epochs."""
@@ -232,7 +228,7 @@ def print_notes(scores: Scores) -> None:
     for cell in scores.cells:
         spread = cell.epochs
         if spread:
-            shown = [f"{name} {spread.figures[path]}" for name, path in EPOCH_FIGURES
+            shown = [f"{name} {spread.figures[path]}" for name, path in HEADLINE_FIGURES
                      if path in spread.figures]
             console.print(f"{cell.label}, {spread.n} epochs: " + "; ".join(shown), highlight=False)
         memo = cell.leakage.memorization

@@ -116,7 +116,7 @@ class TransformersReader(Reader):
         device = self.resolved_device()
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         model = AutoModelForCausalLM.from_pretrained(self.model_path(), dtype=dtype)
-        self._model = model.to(device).eval()  # type: ignore[arg-type] # transformers' stub: str is a device
+        self._model = model.to(device).eval()
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0

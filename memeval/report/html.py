@@ -16,6 +16,7 @@ from memeval.records import Manifest, ProbeRecord, RecordKey, read_manifest, rea
 from memeval.report.compare import paired_difference
 from memeval.report.memory_points import pareto_chart
 from memeval.report.svg import Series, bars, line_chart, scatter
+from memeval.scoring.epochs import HEADLINE_FIGURES
 from memeval.scoring.model import CellScores, ProbeVerdict, Rate, Scores, Summary, read_scores
 from memeval.scoring.verdicts import is_oracle
 from memeval.texts import INLINE_CHARS, block_id, split_blocks
@@ -393,6 +394,26 @@ def _judges(cells: list[CellScores]) -> str:
             + (f"<p>Between judges:</p><ul>{between}</ul>" if between else "") + "\n")
 
 
+def _epochs(cells: list[CellScores]) -> str:
+    """The headline figures of each cell run over several epochs: each epoch's value, the
+    mean, the spread and a t interval of the mean."""
+    rows = [f'<tr><td class="l">{escape(c.label)}</td><td class="l">{escape(name)}</td>'
+            f'<td>{", ".join(f"{v:.2f}" for v in stat.values)}</td><td>{stat.mean:.2f}</td>'
+            f'<td>{"–" if stat.std is None else f"{stat.std:.2f}"}</td>'
+            f"<td>{stat.min:.2f}–{stat.max:.2f}</td>"
+            f'<td>{"–" if stat.ci95 is None else f"[{stat.ci95[0]:.2f}, {stat.ci95[1]:.2f}]"}</td></tr>'
+            for c in cells if c.epochs for name, path in HEADLINE_FIGURES
+            if (stat := c.epochs.figures.get(path)) is not None]
+    if not rows:
+        return ""
+    return ('<h2>Across epochs</h2><p class="muted">Each cell run once per epoch, under its own '
+            "seed: the figure in each epoch, their mean, sample standard deviation, range and "
+            "95% Student-t interval of the mean (the spread a single run does not show).</p>"
+            '<table id="epochs"><thead><tr><th class="l">cell</th><th class="l">figure</th>'
+            "<th>per epoch</th><th>mean</th><th>sd</th><th>range</th><th>95% CI</th></tr></thead>"
+            "<tbody>" + "".join(rows) + "</tbody></table>\n")
+
+
 def _partial(manifest: Manifest, records: list[ProbeRecord]) -> str:
     """A warning when the run recorded fewer probes than it planned (it was stopped)."""
     planned = (sum(s.probes for s in manifest.scenarios) * len(manifest.backends)
@@ -427,7 +448,7 @@ def render_report(manifest: Manifest, records: list[ProbeRecord], scores: Scores
 {_summary(cells)}
 <p class="muted">Rates: value [95% Wilson interval] n. Memory and tokens are per probe unless
 said otherwise.</p>{notes}
-{_judges(cells)}<h2>Retention against distance</h2>
+{_epochs(cells)}{_judges(cells)}<h2>Retention against distance</h2>
 {_curves(cells)}
 <h2>Cost against retention</h2>
 <div class="charts">{_cost(cells)}{_footprint(cells)}</div>

@@ -16,6 +16,10 @@ from memeval.scoring.model import CellScores, EpochScores
 from memeval.scoring.retrieval import t975
 from memeval.scoring.stats import DIGITS
 
+#: The figures whose spread across epochs the command line and the report show first.
+HEADLINE_FIGURES = (("evidence retention", "evidence_retention"), ("answer retention", "answer_retention"),
+                    ("memory score", "answer_retention_reader_normalized"))
+
 #: Latency percentiles whose spread is kept (seconds; not bounded by 1).
 LATENCY_STAGES = ("observe", "recall", "answer", "deferred")
 LATENCY_POINTS = ("p50", "p95", "p99")

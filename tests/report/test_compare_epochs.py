@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,37 @@ def test_compare_two_runs_of_two_epochs(tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert "MDE" in shown.output and "epochs: A 2, B 2" in shown.output
     assert f"±{expected:.3f}" in shown.output
+
+
+class Coin(memeval.protocols.Reader):
+    """Answers right or wrong by a seeded coin: a reader that samples."""
+
+    def __init__(self) -> None:
+        self.random = random.Random(0)
+
+    def set_seed(self, seed: int) -> bool:
+        self.random = random.Random(seed)
+        return True
+
+    def answer(self, question: str, context: str) -> memeval.protocols.Answer:
+        line = context.strip().splitlines()[-1] if context.strip() else ""
+        return memeval.protocols.Answer(text=line if self.random.random() < 0.5 else "no idea")
+
+    def identity(self) -> dict[str, object]:
+        return {"reader": "coin"}
+
+
+def test_the_report_shows_each_epoch_and_the_spread(tmp_path: Path) -> None:
+    scenario = SCENARIOS / "quick" / "pets-and-moves.yaml"
+    run = memeval.run(scenario, backends=["oracle"], reader=Coin(), out=tmp_path / "r",
+                      control=False, cache=False, epochs=3)
+    stat = run.cell("oracle").epochs.figures["answer_retention"]
+    html = (run.run_dir / "report.html").read_text()
+    section = html.split('<table id="epochs">')[1].split("</table>")[0]
+    row = next(r for r in section.split("<tr>") if "answer retention" in r)
+    assert ", ".join(f"{v:.2f}" for v in stat.values) in row and f"{stat.mean:.2f}" in row
+    assert len(stat.values) == 3 and stat.std is not None and stat.std > 0  # the coin moved it
+    # a run of one epoch has no such section
+    one = memeval.run(scenario, backends=["oracle"], reader="extractive", out=tmp_path / "one",
+                      control=False, cache=False)
+    assert 'id="epochs"' not in (one.run_dir / "report.html").read_text()
