@@ -14,6 +14,7 @@ from memeval.protocols import (
     Reader,
     Recall,
     SessionInfo,
+    SetsAnswerLength,
     Turn,
     Usage,
 )
@@ -21,6 +22,8 @@ from memeval.protocols import (
 # Phrased as an instruction: asked "what is worth remembering", the packaged base
 # model answers "I don't know." for every session; asked this, it states a fact.
 QUESTION = "Summarize what the user said."
+#: Room for a summary where the summarizer can take it (`SetsAnswerLength`): tokens, lines.
+SUMMARY_LENGTH = (96, 4)
 
 
 class Summary(MemoryBackend):
@@ -47,10 +50,13 @@ class Summary(MemoryBackend):
     def bind(self, context: CellContext) -> None:
         from memeval.registry import build_reader
 
-        self._reader = (context.cached(build_reader(self.summarizer)[1]) if self.summarizer
-                        else context.reader)
-        if self._reader is None:
+        reader = (context.cached(build_reader(self.summarizer)[1]) if self.summarizer
+                  else context.reader)
+        if reader is None:
             raise ValueError("the summary backend needs a model: pass summarizer=READER")
+        # one line of summary holds one fact at most: ask for several where the model can
+        self._reader = (reader.with_answer_length(*SUMMARY_LENGTH)
+                        if isinstance(reader, SetsAnswerLength) else reader)
         self._count = context.count_tokens
 
     def reset(self, scope: str) -> None:

@@ -82,12 +82,18 @@ class ReaderService:
         the reader that answers at the kind's length, where the kind needs one and the reader
         can (`SetsAnswerLength`). Its own identity keys its answers in the call cache."""
         length = ANSWER_LENGTHS.get(kind)
-        if length is None or not isinstance(self.reader, SetsAnswerLength):
+        return self if length is None else self.for_length(*length)
+
+    def for_length(self, tokens: int, lines: int) -> ReaderService:
+        """A service (made once) over a copy of the reader that answers in up to `tokens`
+        tokens over `lines` lines; this one where the reader cannot."""
+        if not isinstance(self.reader, SetsAnswerLength):
             return self
-        if length not in self._longer:
-            self._longer[length] = ReaderService(self.reader.with_answer_length(*length), self.cache,
-                                                 self.policy, self._sleep, self.seed)
-        return self._longer[length]
+        if (tokens, lines) not in self._longer:
+            self._longer[tokens, lines] = ReaderService(
+                self.reader.with_answer_length(tokens, lines), self.cache, self.policy,
+                self._sleep, self.seed)
+        return self._longer[tokens, lines]
 
     def _key(self, question: str, context: str) -> str:
         if self.seed is None:
@@ -184,6 +190,12 @@ class CachedReader(Reader):
         if outcome.answer is None:
             raise RuntimeError(outcome.error)
         return outcome.answer
+
+    def with_answer_length(self, tokens: int, lines: int) -> CachedReader:
+        """The same, through a copy of the reader that answers longer (itself where the
+        reader cannot)."""
+        longer = self._service.for_length(tokens, lines)
+        return self if longer is self._service else CachedReader(longer)
 
     def count_tokens(self, text: str) -> int:
         return self._service.reader.count_tokens(text)

@@ -171,3 +171,15 @@ def test_leakage_probes_get_a_longer_answer_from_a_reader_that_can_give_one(tmp_
     plain = memeval.run(scenario, backends=["full_context"], reader=Scripted(), out=tmp_path / "b",
                         cache=False)
     assert all("\n" not in (r.answer or "") for r in read_records(plain.run_dir))
+
+
+def test_a_backend_s_cached_reader_answers_longer_through_its_own_cache_keys() -> None:
+    from memeval.runner.service import CachedReader
+
+    cache = CallCache(None)
+    cached = CachedReader(ReaderService(Lengthened(), cache))
+    longer = cached.with_answer_length(96, 4)
+    assert longer.answer("q", "c").text.count("\n") == 3 and cached.answer("q", "c").text == "line 1"
+    assert longer.identity() != cached.identity()  # the two lengths never share an answer
+    plain = CachedReader(ReaderService(Scripted(), cache))
+    assert plain.with_answer_length(96, 4) is plain  # a reader that cannot: itself
