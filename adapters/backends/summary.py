@@ -74,7 +74,7 @@ class Summary(MemoryBackend):
         self._usage = Usage(input_tokens=self._usage.input_tokens + answer.usage.input_tokens,
                             output_tokens=self._usage.output_tokens + answer.usage.output_tokens)
         stamp = f"[{session.time:%Y-%m-%d}] " if session.time else ""
-        note = stamp + answer.text.strip()
+        note = stamp + " ".join(answer.text.split())  # one line per session's note
         notes = self._notes[session.user]
         notes.append((note, self._count(note) + 1))
         while len(notes) > 1 and sum(tokens for _, tokens in notes) > self.budget:
