@@ -222,8 +222,8 @@ def live_bar(total: int) -> tuple[ProgressHook, Progress]:
 
 
 def print_notes(scores: Scores) -> None:
-    """What the table cannot say: memorization, a judge that is not to be trusted, and the
-    spread across epochs."""
+    """What the table cannot say: memorization, a judge that is not to be trusted, the
+    spread across epochs, and the store audit."""
     seen: set[str] = set()
     for cell in scores.cells:
         spread = cell.epochs
@@ -231,6 +231,14 @@ def print_notes(scores: Scores) -> None:
             shown = [f"{name} {spread.figures[path]}" for name, path in HEADLINE_FIGURES
                      if path in spread.figures]
             console.print(f"{cell.label}, {spread.n} epochs: " + "; ".join(shown), highlight=False)
+        audit = cell.store_audit
+        if audit:
+            console.print(f"store audit of {escape(cell.label)}: extraction recall "
+                          f"{rate_text(audit.extraction_recall)}, stale rate "
+                          f"{rate_text(audit.stale_rate)} over {audit.audits} session ends "
+                          f"({audit.stored} stored, {audit.missing} missing, {audit.stale} "
+                          f"stale); at the end {rate_text(audit.final.extraction_recall)}, "
+                          f"stale {rate_text(audit.final.stale_rate)}", highlight=False)
         memo = cell.leakage.memorization
         if memo and cell.reader not in seen:
             seen.add(cell.reader)

@@ -135,7 +135,8 @@ class MemoryBackend(ABC):
 
     The runner calls `bind` once per cell, `reset(user)` for every user at the
     start of each scenario, then `observe` for each turn, `end_session` after
-    each session and `recall` for each probe. A backend must keep each user's
+    each session (then `memories`, for a backend that lists them) and `recall`
+    for each probe. A backend must keep each user's
     memory apart: a query for one user never surfaces another user's turns.
 
     Lifecycle: a backend the runner builds (from a name or a class) is closed
@@ -180,6 +181,18 @@ class MemoryBackend(ABC):
     def model_usage(self) -> Usage:
         """Tokens this backend spent on its own model calls so far. Optional."""
         return Usage()
+
+    def memories(self, user: str) -> list[str] | None:
+        """What this backend holds for `user` now, one memory a string. Optional.
+
+        The store audit: after each session end the runner lists them and memeval checks,
+        at score time, which planted facts were stored, missed or left stale. A backend that
+        writes its memories with a model (summaries, extracted facts) is then judged by what
+        it stored, not only by what it recalls. The runner calls `settle(user)` just before
+        (deferred writes count as observing). Return only `user`'s memories; None (the
+        default) means the backend does not list them.
+        """
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release threads, files and connections. Optional; a second call is harmless."""

@@ -135,6 +135,27 @@ class JudgeCheck(_Record):
     error: bool = False
 
 
+class AuditFact(_Record):
+    """A fact planted for the audited user so far, as the store audit checks it."""
+
+    id: str
+    answers: list[str]
+    supersedes: str | None = Field(None, description="The fact this one updates.")
+
+
+class StoreAudit(_Record):
+    """What a backend listed as held for one user at one session end (`MemoryBackend.memories`);
+    which facts it stored, missed or left stale is decided at score time."""
+
+    session: str
+    session_index: int = Field(description="The session's place in the timeline (0: the "
+                               "first; filler sessions count).")
+    user: str
+    memories: list[str] = Field(description="The backend's memories for `user`, as it listed them.")
+    facts: list[AuditFact] = Field(description="The facts planted in `user`'s sessions up to "
+                                   "this one, in the order they were first planted.")
+
+
 class ProbeRecord(_Record):
     """Everything measured for one probe in one (scenario, backend, reader) cell."""
 
@@ -181,6 +202,9 @@ class ProbeRecord(_Record):
     error_stage: str | None = None
     epoch: int = Field(0, description="The repetition of the cell this record is from "
                        "(`--epochs`); 0 in runs of one epoch.")
+    audits: list[StoreAudit] = Field(default_factory=list, description="Store audits of the "
+                                     "session ends since the previous probe of the timeline "
+                                     "(backends that list their memories).")
 
     @model_validator(mode="before")
     @classmethod
@@ -402,9 +426,34 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 _ITEMS = TypeAdapter(list[RecallItem])
 
 
+def _audits_json(audits: list[StoreAudit], blocks: BlockWriter) -> str:
+    """Store audits as JSON, a long listing as block ids: one memory a line, so that what
+    several session ends hold is stored once."""
+    out = []
+    for audit in audits:
+        data = audit.model_dump(mode="json")
+        listed = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in audit.memories)
+        if len(listed) >= INLINE_CHARS:
+            data["memories"] = {"blocks": blocks.put(listed)}
+        out.append(data)
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
+
+
+def _parse_audits(audits: list[Any], blocks: dict[str, str], where: str) -> None:
+    """Listings stored as block ids, joined back in place."""
+    for audit in audits:
+        listed = audit.get("memories") if isinstance(audit, dict) else None
+        if isinstance(listed, dict):
+            audit["memories"] = [json.loads(m) for m in join_blocks(
+                listed.get("blocks", []), blocks, where).split("\n") if m]
+
+
 def _record_line(record: ProbeRecord, blocks: BlockWriter) -> str:
-    """A record as one JSON line, its long recalled text and items as block ids."""
-    line = record.model_dump_json(exclude={"recall_text", "recall_items"})
+    """A record as one JSON line, its long recalled text, items and memory listings as block
+    ids."""
+    line = record.model_dump_json(exclude={"recall_text", "recall_items", "audits"})
+    if record.audits:  # left out when empty: records of other backends stay as they were
+        line = f'{line[:-1]},"audits":{_audits_json(record.audits, blocks)}}}'
     items = _ITEMS.dump_json(record.recall_items).decode()
     text: str | dict[str, list[str]] = record.recall_text
     if len(record.recall_text) >= INLINE_CHARS:
@@ -427,6 +476,8 @@ def _parse_record(line: bytes, blocks: dict[str, str], where: str) -> ProbeRecor
             # "\n" only: JSON leaves U+2028 and U+0085 as they are, and splitlines splits there
             data["recall_items"] = [json.loads(item) for item in join_blocks(
                 items.get("blocks", []), blocks, where).split("\n") if item]
+        if isinstance(data.get("audits"), list):
+            _parse_audits(data["audits"], blocks, where)
     return ProbeRecord.model_validate(data)
 
 

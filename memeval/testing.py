@@ -40,6 +40,8 @@ RULES = {
     "rebind": "A second bind on the same instance (its next cell) starts afresh and works: "
               "the runner reuses an instance you pass in, one cell at a time.",
     "usage": "model_usage returns a memeval.Usage.",
+    "memories": "memories(user), where the backend lists them, returns a list of str holding "
+                "that user's memories only.",
     "close": "close() releases the backend without raising; a second close() is harmless.",
 }
 
@@ -235,6 +237,7 @@ def _drive(d: _Driver, scenario: Scenario, workdir: Path, rebind: bool = False) 
                 d.call(f"observe({turn.id})", partial(b.observe, turn))
             d.call(f"end_session({event.info.id})", partial(b.end_session, event.info))
 
+    _memories(d, {"alice": alice_code, "bob": bob_pet})
     alice = d.recall("alice_asks", "alice", "What is my locker code?")
     bob = d.recall("bob_asks", "bob", "What is my parrot called?")
     if contains_any(d.recall("bob_asks_code", "bob", "What is the locker code?"), alice_code):
@@ -267,6 +270,28 @@ def _drive(d: _Driver, scenario: Scenario, workdir: Path, rebind: bool = False) 
         report.violations.append(Violation(
             "reset", "reset('alice') also erased bob's memory: reset must forget one user only."))
     return remembers_alice or remembers_bob
+
+
+def _memories(d: _Driver, secrets: dict[str, list[str]]) -> None:
+    """The store audit's hook, where offered: each user's memories as a list of str, never
+    another user's (called after `settle`, as the runner calls it)."""
+    for user in secrets:
+        d.call(f"settle({user!r})", partial(d.backend.settle, user))
+        listed = d.call(f"memories({user!r})", partial(d.backend.memories, user))
+        if listed is None:
+            return  # the backend does not list its memories
+        if not isinstance(listed, list) or not all(isinstance(m, str) for m in listed):
+            d.report.violations.append(Violation(
+                "memories", f"memories({user!r}) returned {type(listed).__name__}, not a list "
+                "of str."))
+            return
+        leaked = [other for other, answers in secrets.items()
+                  if other != user and contains_any("\n".join(listed), answers)]
+        if leaked:
+            d.report.violations.append(Violation(
+                "memories", f"memories({user!r}) lists {leaked[0]}'s fact: list only the "
+                "memories of the user asked for."))
+            return  # the same finding for the other user says nothing more
 
 
 def assert_conforms(backend: type[MemoryBackend] | Callable[[], MemoryBackend]) -> ConformanceReport:

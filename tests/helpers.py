@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import time
 
-from memeval.protocols import Answer, Footprint, MemoryBackend, Query, Reader, Recall, Turn, Usage
+from memeval.protocols import (
+    Answer,
+    Footprint,
+    MemoryBackend,
+    Query,
+    Reader,
+    Recall,
+    SessionInfo,
+    Turn,
+    Usage,
+)
 
 #: Record fields that are measurements of this machine at this moment, not results.
 MEASURED = {"observe_s", "recall_s", "deferred_s", "answer_s", "cached", "peak_rss_bytes"}
@@ -92,3 +102,49 @@ class StrictJudge(Reader):
 
     def identity(self) -> dict[str, object]:
         return {"reader": "strict"}
+
+
+class FirstSessionMemory(MemoryBackend):
+    """Keeps each user's first session only and lists it (the store audit's hook): every
+    later update is missed, so each superseded value stays stale."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, list[Turn]] = {}
+        self.closed: set[str] = set()  # users whose first session has ended
+
+    def reset(self, scope: str) -> None:
+        self.kept.pop(scope, None)
+        self.closed.discard(scope)
+
+    def observe(self, turn: Turn) -> None:
+        if turn.user not in self.closed:
+            self.kept.setdefault(turn.user, []).append(turn)
+
+    def end_session(self, session: SessionInfo) -> None:
+        self.closed.add(session.user)
+
+    def recall(self, query: Query) -> Recall:
+        return Recall(text="\n".join(self.memories(query.user)))
+
+    def footprint(self) -> Footprint:
+        texts = [t.text for turns in self.kept.values() for t in turns]
+        return Footprint(items=len(texts), bytes=sum(len(x) for x in texts))
+
+    def memories(self, user: str) -> list[str]:
+        return [t.text for t in self.kept.get(user, [])]
+
+
+class SaysSummary(Reader):
+    """A summarizer double: every summary is `text`."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def answer(self, question: str, context: str) -> Answer:
+        return Answer(text=self.text, usage=Usage(input_tokens=len(context.split()), output_tokens=1))
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def identity(self) -> dict[str, object]:
+        return {"reader": "says-summary", "text": self.text}

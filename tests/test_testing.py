@@ -142,10 +142,29 @@ class BadUsage(Good):
         return {"input_tokens": 3}
 
 
+class ListsEveryone(Good):
+    """Lists every user's turns for whichever user is asked: the audit would credit it."""
+
+    def memories(self, user: str) -> list[str]:
+        return [text for turns in self.turns.values() for text in turns]
+
+
+class ListsAString(Good):
+    def memories(self, user: str):  # type: ignore[no-untyped-def, override]
+        return "\n".join(self.turns.get(user, []))
+
+
+class ListsItsOwn(Good):
+    def memories(self, user: str) -> list[str]:
+        return list(self.turns.get(user, []))
+
+
 @pytest.mark.parametrize(("backend", "rule", "says"), [
     (OneCellOnly, "exceptions", "a second bind raised RuntimeError"),
     (ClosesTwiceBadly, "close", "a second close() raised RuntimeError"),
     (BadUsage, "usage", "model_usage returned dict"),
+    (ListsEveryone, "memories", "memories('alice') lists bob's fact"),
+    (ListsAString, "memories", "memories('alice') returned str, not a list of str"),
 ])
 def test_the_kit_checks_the_lifecycle(backend: type[MemoryBackend], rule: str, says: str) -> None:
     report = check_backend(backend)
@@ -155,6 +174,7 @@ def test_the_kit_checks_the_lifecycle(backend: type[MemoryBackend], rule: str, s
 
 def test_a_good_backend_is_bound_twice_and_closed_twice_quietly() -> None:
     assert check_backend(Good).ok
+    assert check_backend(ListsItsOwn).ok
 
 
 def test_the_hash_embedder_is_deterministic_unit_length_and_word_based() -> None:

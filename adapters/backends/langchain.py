@@ -115,6 +115,18 @@ class LangChain(MemoryBackend):
                 query.text, k=self.top_k, filter=lambda doc: doc.metadata.get("user") == user)
         return self.store.similarity_search_with_score(query.text, k=self.top_k, filter={"user": user})
 
+    def memories(self, user: str) -> list[str]:
+        """The texts the store holds under the user's turn ids (read back from the store, not
+        from this adapter's copy)."""
+        self._flush()
+        keys = list(self._ids.get(user, {}))
+        if not keys:
+            return []
+        if self._is_graph_store:
+            items = [self.store.get(("memeval", user), key) for key in keys]
+            return [item.value["text"] for item in items if item is not None]
+        return [doc.page_content for doc in self.store.get_by_ids(keys)]
+
     def footprint(self) -> Footprint:
         self._flush()
         sizes = [size for per_user in self._ids.values() for size in per_user.values()]

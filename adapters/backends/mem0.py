@@ -22,6 +22,8 @@ from memeval.protocols import (
 
 # An evaluation never phones home: mem0 reads this when it is first imported.
 os.environ["MEM0_TELEMETRY"] = "False"
+#: get_all's `top_k` when everything a user holds is wanted (its default is 20).
+LIST_ALL = 1_000_000
 
 
 def _telemetry_off() -> None:
@@ -125,11 +127,21 @@ class Mem0(MemoryBackend):
         return Recall(text="\n".join(lines), items=tuple(
             RecallItem(text=m["memory"], turn_id=None, score=m.get("score")) for m in found))
 
+    def _held(self, user: str) -> list[str]:
+        """Every memory mem0 holds for `user`."""
+        found = self.memory.get_all(filters={"user_id": user}, top_k=LIST_ALL)["results"]
+        return [m["memory"] for m in found if m.get("user_id") == user]  # belt and braces
+
+    def memories(self, user: str) -> list[str]:
+        """What mem0 holds for the user: the messages as sent (`infer=False`) or the facts its
+        LLM extracted."""
+        self._flush(user)
+        return self._held(user)
+
     def footprint(self) -> Footprint:
         for user in list(self._pending):
             self._flush(user)
-        texts = [m["memory"] for user in sorted(self._users)
-                 for m in self.memory.get_all(filters={"user_id": user})["results"]]
+        texts = [text for user in sorted(self._users) for text in self._held(user)]
         detail = {"text_bytes": sum(len(t.encode()) for t in texts)}
         if self._path is not None:
             detail["disk_bytes"] = folder_bytes(self._path)

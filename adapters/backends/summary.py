@@ -91,3 +91,7 @@ class Summary(MemoryBackend):
 
     def model_usage(self) -> Usage:
         return self._usage
+
+    def memories(self, user: str) -> list[str]:
+        """The user's session notes, oldest first: the summary is all it keeps."""
+        return [note for note, _ in self._notes.get(user, [])]

@@ -414,6 +414,27 @@ def _epochs(cells: list[CellScores]) -> str:
             "<tbody>" + "".join(rows) + "</tbody></table>\n")
 
 
+def _store_audit(cells: list[CellScores]) -> str:
+    """What each backend that lists its memories held at its session ends, and at the last."""
+    rows = [f'<tr><td class="l">{escape(c.label)}</td><td>{a.audits}</td>'
+            f"<td>{_rate(a.extraction_recall)}</td><td>{_rate(a.stale_rate)}</td>"
+            f"<td>{a.stored}</td><td>{a.missing}</td><td>{a.stale}</td>"
+            f"<td>{_rate(a.final.extraction_recall)}</td><td>{_rate(a.final.stale_rate)}</td></tr>"
+            for c in cells if (a := c.store_audit) is not None]
+    if not rows:
+        return ""
+    return ('<h2>Store audit</h2><p class="muted">At each session end, every fact planted for '
+            "the user so far is stored (an accepted answer is in a memory the backend lists), "
+            "missing, or stale (superseded, its old value held while the latest is not). "
+            "Extraction recall: share of checks of current facts that are stored; stale rate: "
+            "share of checks of superseded facts that are stale; final: at each user's last "
+            "session end.</p>"
+            '<table id="store-audit"><thead><tr><th class="l">cell</th><th>session ends</th>'
+            "<th>extraction recall</th><th>stale rate</th><th>stored</th><th>missing</th>"
+            "<th>stale</th><th>final recall</th><th>final stale</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>\n")
+
+
 def _partial(manifest: Manifest, records: list[ProbeRecord]) -> str:
     """A warning when the run recorded fewer probes than it planned (it was stopped)."""
     planned = (sum(s.probes for s in manifest.scenarios) * len(manifest.backends)
@@ -448,7 +469,7 @@ def render_report(manifest: Manifest, records: list[ProbeRecord], scores: Scores
 {_summary(cells)}
 <p class="muted">Rates: value [95% Wilson interval] n. Memory and tokens are per probe unless
 said otherwise.</p>{notes}
-{_epochs(cells)}{_judges(cells)}<h2>Retention against distance</h2>
+{_epochs(cells)}{_judges(cells)}{_store_audit(cells)}<h2>Retention against distance</h2>
 {_curves(cells)}
 <h2>Cost against retention</h2>
 <div class="charts">{_cost(cells)}{_footprint(cells)}</div>

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from memeval.protocols import CellContext, MemoryBackend, Query, RecallItem
-from memeval.records import EvidenceTurn, ExpectedFact, ProbeRecord
+from memeval.protocols import CellContext, MemoryBackend, Query, RecallItem, SessionInfo
+from memeval.records import AuditFact, EvidenceTurn, ExpectedFact, ProbeRecord, StoreAudit
 from memeval.runner.loading import LoadedScenario
 from memeval.runner.service import error_text
 from memeval.scenario.schema import Probe
@@ -48,6 +48,10 @@ class CellReplay:
         self.session_starts: list[str] = []
         self.fact_turns: dict[str, str] = {}
         self.session_of = turn_sessions(ls.scenario)
+        self.lists = False  # the backend lists its memories: audit the store at session ends
+        self.planted: dict[str, dict[str, AuditFact]] = {}  # user -> facts planted so far
+        self.audits: list[StoreAudit] = []  # since the previous probe
+        self.audit_settle_s = 0.0  # deferred work finished for the audits since then
 
     def replay(self, wanted: set[str]) -> Iterable[PendingProbe]:
         s = self.ls.scenario
@@ -64,6 +68,8 @@ class CellReplay:
             stage = "reset"
             for user in s.users:
                 backend.reset(user)
+            stage = "audit"
+            self.lists = backend.memories(s.users[0]) is not None
         except Exception as exc:
             broken = f"{stage}: {error_text(exc)}"
         remaining = set(wanted)
@@ -85,15 +91,21 @@ class CellReplay:
                     for fid in event.plants.get(turn.id, ()):
                         fact_at[fid] = (sessions_seen, tokens_seen)
                         self.fact_turns[fid] = turn.text
+                        self._planted(event.info.user, fid)
+                if broken is None:
+                    broken = self._audit(event.info, sessions_seen)
                 sessions_seen += 1
                 continue
             probe = event
+            audits, settled = self.audits, self.audit_settle_s
+            self.audits, self.audit_settle_s = [], 0.0
             if probe.id not in remaining:
                 observe_s = []
                 continue
             remaining.discard(probe.id)
             record = self._record(probe, fact_at, turn_at, sessions_seen, tokens_seen)
             record.observe_s, observe_s = observe_s, []
+            record.audits = audits
             record.tokens_observed = tokens_seen
             said_words = len(self.said.words)
             if broken is not None:
@@ -103,7 +115,7 @@ class CellReplay:
             try:
                 start = time.perf_counter()
                 backend.settle(record.user)
-                record.deferred_s = round(time.perf_counter() - start, 6)
+                record.deferred_s = round(time.perf_counter() - start + settled, 6)
                 start = time.perf_counter()
                 recall = backend.recall(Query(text=probe.question, user=record.user,
                                               time=probe.time, probe_id=probe.id))
@@ -149,6 +161,32 @@ class CellReplay:
             self.backend.end_session(session.info)
         except Exception as exc:
             return f"observe: {error_text(exc)}"
+        return None
+
+    def _planted(self, user: str, fid: str) -> None:
+        fact = self.ls.scenario.fact(fid)
+        self.planted.setdefault(user, {})[fid] = AuditFact(
+            id=fid, answers=list(fact.answers), supersedes=fact.supersedes)
+
+    def _audit(self, session: SessionInfo, index: int) -> str | None:
+        """List what the backend holds for the session's user (the store audit), once a fact
+        of theirs has been planted; what went wrong, if anything."""
+        planted = self.planted.get(session.user)
+        if not self.lists or not planted:
+            return None
+        try:
+            start = time.perf_counter()
+            self.backend.settle(session.user)
+            # finishing deferred writes is observing: charged to the next probe's deferred_s
+            self.audit_settle_s += time.perf_counter() - start
+            listed = self.backend.memories(session.user)
+            if listed is None:
+                raise TypeError("memories() returned None after it had returned a list")
+            self.audits.append(StoreAudit(session=session.id, session_index=index,
+                                          user=session.user, memories=listed,
+                                          facts=list(planted.values())))
+        except Exception as exc:
+            return f"audit: {error_text(exc)}"
         return None
 
     def _record(self, probe: Probe, fact_at: dict[str, tuple[int, int]],

@@ -253,6 +253,28 @@ class EpochScores(_Score):
         "`retrieval.session.overall.at.@5.recall_any` ...), and latency p50/p95/p99.")
 
 
+class AuditFigures(_Score):
+    """The store audit's figures over a set of (planted fact, session end) checks."""
+
+    checks: int = Field(description="(fact, session end) checks, every epoch's.")
+    stored: int = Field(description="Checks where one of the fact's answers is in a memory.")
+    missing: int
+    stale: int = Field(description="Checks of a superseded fact whose value is stored while "
+                       "the latest value of its updates is not.")
+    extraction_recall: Rate | None = Field(description="Share of checks of current facts "
+                                           "(updated by no fact planted so far) that are stored.")
+    stale_rate: Rate | None = Field(description="Share of checks of superseded facts that "
+                                    "are stale; None when no planted fact was updated.")
+
+
+class StoreAuditScores(AuditFigures):
+    """What a backend that lists its memories held at its session ends
+    (`memeval.scoring.audit` defines the checks)."""
+
+    audits: int = Field(description="Session ends audited, every epoch's.")
+    final: AuditFigures = Field(description="At the last session end audited of each user.")
+
+
 class CellScores(Retention):
     """Scores of one (backend, reader) over all its scenarios."""
 
@@ -288,6 +310,8 @@ class CellScores(Retention):
     parity: dict[str, Any] | None = None
     retrieval: RetrievalScores | None = Field(None, description="None when the backend "
                                               "returns no item naming a turn.")
+    store_audit: StoreAuditScores | None = Field(None, description="None when the backend "
+                                                 "does not list its memories.")
     epochs: EpochScores | None = Field(None, description="Mean and spread across epochs; "
                                        "None for a run of one epoch.")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from memeval.records import JudgeCheck, ProbeRecord, RecordKey
 from memeval.scenario.schema import ProbeKind
+from memeval.scoring.audit import store_audit_scores, trim_audit
 from memeval.scoring.curve import retention_curve
 from memeval.scoring.epochs import epoch_scores
 from memeval.scoring.judge import judge_scores, judges_agreement
@@ -246,6 +247,7 @@ def score_cell(records: list[ProbeRecord], verdicts: dict[RecordKey, ProbeVerdic
         **_judges(ok, judged, judge_checks, judge_prompts or MEMEVAL),
         "parity": parity_scores(ok, parity) if parity else None,
         "retrieval": retrieval_scores(ok, retrieval_k),
+        "store_audit": store_audit_scores(ok),
     })
 
 
@@ -272,11 +274,15 @@ def scoring_view(record: ProbeRecord, parity: list[str] | None = None,
                  retrieval_k: Sequence[int] | None = None) -> ProbeRecord:
     """`record` less what scoring does not read, for a driver that holds a long run's records
     in memory: of the recalled items (thousands of objects a probe for a keep-everything
-    backend), the retrieval metrics read only a short ranked prefix, and no text."""
+    backend), the retrieval metrics read only a short ranked prefix, and no text; of a store
+    audit's listing, only the memories that hold a planted fact's answer."""
+    update: dict[str, Any] = {}
     if record.recall_items:
         k_max = max([*(retrieval_k or DEFAULT_K), *(RETRIEVAL_K if parity else ())])
-        return record.model_copy(update={"recall_items": scoring_items(record, k_max)})
-    return record
+        update["recall_items"] = scoring_items(record, k_max)
+    if record.audits:
+        update["audits"] = [trim_audit(a) for a in record.audits]
+    return record.model_copy(update=update) if update else record
 
 
 def compute_scores(records: list[ProbeRecord], backends: list[str] | None = None,

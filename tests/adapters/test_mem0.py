@@ -39,3 +39,21 @@ def test_extraction_mode_needs_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(memeval.MemevalError, match="infer=true needs a model"):
         build_backend("mem0:infer=true")
+
+
+def test_mem0_lists_what_it_holds_for_each_user(tmp_path: Path) -> None:
+    from memeval.protocols import CellContext, SessionInfo, Turn
+
+    backend = build_backend("mem0")[1]
+    backend.bind(CellContext(count_tokens=len, context_tokens=4096, workdir=tmp_path))
+    for user in ("alice", "bob"):
+        backend.reset(user)
+    for i in range(25):  # more than get_all's default of 20
+        backend.observe(Turn(id=f"a1.t{i}", session_id="a1", user="alice", role="user",
+                             text=f"Note {i}: my locker code is Vellamorn-{i}."))
+    backend.end_session(SessionInfo(id="a1", user="alice", turn_count=25))
+    listed = backend.memories("alice")
+    assert len(listed) == 25 and any("Vellamorn-7" in m for m in listed)
+    assert backend.memories("bob") == []
+    assert backend.footprint().items == 25
+    backend.close()
