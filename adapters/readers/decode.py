@@ -49,6 +49,8 @@ MIN_SHARED = 32
 #: batches of nearby widths replay the same graph.
 SLOT_BUCKET = 256
 
+#: Prompt columns computed per forward pass of a prefill.
+PREFILL_CHUNK = 512
 #: The host looks at the device's "all rows stopped" flag after this many steps.
 CHECK_EVERY = 8
 
@@ -384,10 +386,17 @@ class Decoder:
         import torch
 
         n = ids.shape[1]
-        slots = torch.arange(start, start + n, device=self.device)
         slot_pos[:, start:start + n] = pos
-        mask = self._masks(slot_pos, pos.clamp(min=0), slots, start + n, self_slots=True)
-        return self._forward(self.cache_class(keys, values, slots), ids, pos.clamp(min=0), mask)
+        logits = None
+        # PREFILL_CHUNK columns at a time: attention over a chunk holds rows × heads × chunk ×
+        # slots scores, not rows × heads × n × slots (gigabytes for a batch of long notes)
+        for a in range(0, n, PREFILL_CHUNK):
+            b = min(n, a + PREFILL_CHUNK)
+            slots = torch.arange(start + a, start + b, device=self.device)
+            qpos = pos[:, a:b].clamp(min=0)
+            mask = self._masks(slot_pos, qpos, slots, start + b, self_slots=True)
+            logits = self._forward(self.cache_class(keys, values, slots), ids[:, a:b], qpos, mask)
+        return logits
 
     # ---- one step -------------------------------------------------------------------------
 
@@ -552,9 +561,10 @@ def stop_token_ids(tokenizer: Any, model: Any, stop_strings: Sequence[str] = ("\
         raise ValueError("only one-character stop strings are decided token by token")
     # ids past the tokenizer's vocabulary (padding rows of the embedding) decode to nothing
     vocab = min(model.get_output_embeddings().weight.shape[0], len(tokenizer))
-    criterion = StopStringCriteria(tokenizer=tokenizer, stop_strings=list(stop_strings))
     stops: list[int] = []
-    for start in range(0, vocab, 32768):
+    criterion = StopStringCriteria(tokenizer=tokenizer, stop_strings=list(stop_strings)) \
+        if stop_strings else None  # none: eos alone ends a row (a longer answer)
+    for start in range(0, vocab if criterion else 0, 32768):
         ids = torch.arange(start, min(vocab, start + 32768))[:, None]
         hit = criterion(ids, torch.empty(0))  # the criterion reads the ids only
         stops += (ids[hit, 0]).tolist()
