@@ -231,8 +231,8 @@ def test_the_packaged_gemma_as_judge(tmp_path: Path, gemma: Any) -> None:
 def test_the_audit_flags_a_lenient_prompt_set_with_the_packaged_gemma(
         tmp_path: Path, gemma: Any) -> None:
     """The false-accept audit, run by the real model under memeval's prompts and under a set
-    that tells it to accept vague or wrong answers: the lenient set is flagged, and accepts
-    more of the known-wrong answers outright (26 calls at most, on the session's one model)."""
+    that tells it to accept vague or wrong answers: the lenient set is flagged, and fails to
+    reject more of the known-wrong answers (26 calls at most, on the session's one model)."""
     from memeval.cache import CallCache
     from memeval.runner.extras import check_judge, judge_service
     from memeval.runner.service import CallPolicy
@@ -249,8 +249,9 @@ def test_the_audit_flags_a_lenient_prompt_set_with_the_packaged_gemma(
         found[prompts.name] = (audit, outright)
         print(f"{prompts.name}: {audit['note']}; accepted outright {outright}; replies "
               f"{[c.reply for c in checks]}")
-    (strict, strict_outright), (lenient, lenient_outright) = found["memeval"], found["accept-anything"]
+    (strict, _), (lenient, _) = found["memeval"], found["accept-anything"]
     assert lenient["trusted"] is False and "not trusted: under the accept-anything prompts" in lenient["note"]
     assert lenient["false_accept_rate"]["value"] > 0.1
-    assert lenient["false_accept_rate"]["value"] >= strict["false_accept_rate"]["value"]
-    assert lenient_outright > strict_outright
+    # it fails to reject more of them (accepted, or a reply no verdict can be read from:
+    # under the lenient set the packaged model often answers a bare "100.")
+    assert lenient["false_accept_rate"]["value"] > strict["false_accept_rate"]["value"]
