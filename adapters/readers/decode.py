@@ -562,12 +562,12 @@ def stop_token_ids(tokenizer: Any, model: Any, stop_strings: Sequence[str] = ("\
     # ids past the tokenizer's vocabulary (padding rows of the embedding) decode to nothing
     vocab = min(model.get_output_embeddings().weight.shape[0], len(tokenizer))
     stops: list[int] = []
-    criterion = StopStringCriteria(tokenizer=tokenizer, stop_strings=list(stop_strings)) \
-        if stop_strings else None  # none: eos alone ends a row (a longer answer)
-    for start in range(0, vocab if criterion else 0, 32768):
-        ids = torch.arange(start, min(vocab, start + 32768))[:, None]
-        hit = criterion(ids, torch.empty(0))  # the criterion reads the ids only
-        stops += (ids[hit, 0]).tolist()
+    if stop_strings:  # none: eos alone ends a row (a longer answer)
+        criterion = StopStringCriteria(tokenizer=tokenizer, stop_strings=list(stop_strings))
+        for start in range(0, vocab, 32768):
+            ids = torch.arange(start, min(vocab, start + 32768))[:, None]
+            hit = criterion(ids, torch.empty(0))  # the criterion reads the ids only
+            stops += (ids[hit, 0]).tolist()
     eos = model.generation_config.eos_token_id
     stops += [eos] if isinstance(eos, int) else list(eos or [])
     return sorted(set(stops))
