@@ -102,6 +102,12 @@ def answer_lines(text: str, lines: int = 1) -> str:
     return "\n".join(kept)
 
 
+def stop_strings(lines: int = 1) -> list[str]:
+    """Where a server or `generate` should stop a base model's answer of up to `lines` lines
+    (`answer_lines` then cuts the rest)."""
+    return ["\n"] if lines <= 1 else ["\n\n", *(f"\n{start}" for start in _NEXT_BLOCK)]
+
+
 def answer_ended(text: str, lines: int = 1) -> bool:
     """Whether a base model's text so far holds a whole answer of up to `lines` lines."""
     if lines <= 1:

@@ -8,7 +8,7 @@ import os
 import threading
 from typing import Any
 
-from memeval.adapters.readers import PROMPT_ID, answer_lines, build_prompt
+from memeval.adapters.readers import PROMPT_ID, answer_lines, build_prompt, stop_strings
 from memeval.protocols import Answer, Reader, Usage
 from memeval.registry import redact
 
@@ -103,7 +103,7 @@ class OpenAIReader(Reader):
         if self.mode == "completions":
             response = self.client.completions.create(
                 model=self.model, prompt=build_prompt(question, context),
-                stop=["\n"] if self.lines == 1 else ["\n\n", "\nNotes:", "\nQuestion:"],
+                stop=stop_strings(self.lines),
                 max_tokens=self.max_tokens, temperature=self.temperature, **self._seeded())
             text = answer_lines(_choice(response).text or "", self.lines)
         else:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from memeval.adapters import quiet_transformers
-from memeval.adapters.readers import PROMPT_ID, answer_lines, build_prompt
+from memeval.adapters.readers import PROMPT_ID, answer_lines, build_prompt, stop_strings
 from memeval.adapters.readers.decode import answer_fast
 from memeval.adapters.readers.kv import KvPolicy, formula_bytes
 from memeval.adapters.readers.kv_read import answer_with_policy, ess_view
@@ -165,7 +165,7 @@ class TransformersReader(Reader):
             with torch.inference_mode():
                 out = self._model.generate(
                     **batch, max_new_tokens=self.max_new_tokens, do_sample=False,
-                    stop_strings=["\n"] if self.lines == 1 else ["\n\n", "\nNotes:", "\nQuestion:"],
+                    stop_strings=stop_strings(self.lines),
                     tokenizer=tok, pad_token_id=tok.pad_token_id,
                     return_dict_in_generate=True, output_scores=True)
             if cuda:
