@@ -32,7 +32,7 @@ from __future__ import annotations
 import inspect
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -450,12 +450,19 @@ class Decoder:
         finally:
             config._attn_implementation = before
 
-    def decode(self, prompts: Sequence[Sequence[int]]) -> Decoded:
-        """Greedy answers to one batch of token prompts."""
-        with self._own_attention():
-            return self._decode(prompts)
+    def decode(self, prompts: Sequence[Sequence[int]],
+               ended: Callable[[Any], bool] | None = None) -> Decoded:
+        """Greedy answers to one batch of token prompts.
 
-    def _decode(self, prompts: Sequence[Sequence[int]]) -> Decoded:
+        `ended`, given the tokens generated so far (batch, steps), says whether every row
+        already holds its whole answer: a stop rule no single token decides (a blank line), so
+        the host asks it each time it looks at the stop flags.
+        """
+        with self._own_attention():
+            return self._decode(prompts, ended)
+
+    def _decode(self, prompts: Sequence[Sequence[int]],
+                ended: Callable[[Any], bool] | None) -> Decoded:
         import torch
 
         layout = plan_layout(prompts) if self.share else plan_layout(prompts, min_shared=1 << 30)
@@ -485,6 +492,8 @@ class Decoder:
             flags = g.all_done[:steps].tolist()  # one synchronisation per CHECK_EVERY steps
             if True in flags:
                 steps = flags.index(True) + 1
+                break
+            if ended is not None and ended(g.out_tok[:, :steps]):
                 break
         tokens = g.out_tok[:, :steps].clone()
         logprobs = g.out_lp[:, :steps].clone()
@@ -630,7 +639,7 @@ def answer_fast(reader: Any, prompts: Sequence[list[int]]) -> list[Answer] | Non
         return None
     try:
         if decoder is None or decoder.max_new_tokens != reader.max_new_tokens:
-            # a longer answer runs on past newlines: eos stops it, `answer_lines` cuts it
+            # a longer answer runs on past newlines: eos or `answer_ended` stops it, `answer_lines` cuts it
             stops = ("\n",) if getattr(reader, "lines", 1) == 1 else ()
             model, tok = reader._model, reader.tokenizer
             why = supports(model)
@@ -650,9 +659,17 @@ def answer_fast(reader: Any, prompts: Sequence[list[int]]) -> list[Answer] | Non
 def _answers(reader: Any, decoder: Decoder, prompts: Sequence[list[int]]) -> list[Answer]:
     import torch
 
-    from memeval.adapters.readers import answer_lines
+    from memeval.adapters.readers import answer_ended, answer_lines
 
     tok, device = reader.tokenizer, decoder.device
+    lines = getattr(reader, "lines", 1)
+
+    def text_of(row: Any) -> str:
+        return str(tok.decode(row[row != tok.pad_token_id], skip_special_tokens=True))
+
+    def all_ended(tokens: Any) -> bool:
+        return all(answer_ended(text_of(row), lines) for row in tokens.cpu())
+
     cuda = device.type == "cuda"
     answers: list[Answer | None] = [None] * len(prompts)
     order = order_for_sharing(prompts) if decoder.share else sorted(
@@ -663,8 +680,11 @@ def _answers(reader: Any, decoder: Decoder, prompts: Sequence[list[int]]) -> lis
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
         with torch.inference_mode():
-            out = decoder.decode([prompts[i] for i in chunk])
-        generated, chosen = out.tokens.cpu(), out.logprobs.cpu()
+            out = decoder.decode([prompts[i] for i in chunk], all_ended if lines > 1 else None)
+        generated, chosen = out.tokens.cpu().clone(), out.logprobs.cpu()  # clone: not an inference tensor
+        if lines > 1:  # what generate's stop strings would have kept: pad after each row's end
+            for row in generated:
+                row[_ended_at(row, lambda r: answer_ended(text_of(r), lines)):] = tok.pad_token_id
         new_tokens = int((generated != tok.pad_token_id).sum())
         seconds = out.prefill_s + out.decode_s
         per_slot = decoder.layers * 2 * decoder.kv_heads * decoder.head_dim * decoder.dtype.itemsize
@@ -684,8 +704,23 @@ def _answers(reader: Any, decoder: Decoder, prompts: Sequence[list[int]]) -> lis
         for row, i in enumerate(chunk):
             keep = generated[row] != tok.pad_token_id
             new = generated[row][keep]
-            text = answer_lines(tok.decode(new, skip_special_tokens=True), getattr(reader, "lines", 1))
+            text = answer_lines(tok.decode(new, skip_special_tokens=True), lines)
             logprobs = tuple(round(float(x), 4) for x in chosen[row][keep])
             answers[i] = Answer(text=text, stats=stats, logprobs=logprobs, usage=Usage(
                 input_tokens=len(prompts[i]), output_tokens=int(new.numel())))
     return [a for a in answers if a is not None]
+
+
+def _ended_at(row: Any, ended: Callable[[Any], bool]) -> int:
+    """The fewest leading tokens of `row` that hold a whole answer (all of it if none do);
+    `ended` only turns true as tokens are added, so a bisection finds it."""
+    low, high = 1, len(row)
+    if not ended(row):
+        return high
+    while low < high:
+        mid = (low + high) // 2
+        if ended(row[:mid]):
+            high = mid
+        else:
+            low = mid + 1
+    return low

@@ -7,6 +7,7 @@ Prompts are batched (left padding, shortest first).
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import time
 from collections.abc import Sequence
@@ -19,6 +20,33 @@ from memeval.adapters.readers.decode import answer_fast
 from memeval.adapters.readers.kv import KvPolicy, formula_bytes
 from memeval.adapters.readers.kv_read import answer_with_policy, ess_view
 from memeval.protocols import Answer, Reader, Usage
+
+
+# Readers of one model folder in one process share its tokenizer and weights (each run, and
+# each KV policy or answer length of a run, builds its own reader): loading them again took
+# seconds each time and held a second copy. Weights are only read; the attention switches
+# of kv_read/ess/decode put the previous implementation back when they finish.
+@functools.lru_cache(maxsize=2)
+def _shared_tokenizer(folder: str) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoTokenizer
+
+    quiet_transformers()
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.padding_side = "left"
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+@functools.lru_cache(maxsize=2)
+def _shared_model(folder: str, device: str) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    quiet_transformers()
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device).eval()
 
 
 def cache_bytes(cache: Any) -> int:
@@ -95,28 +123,12 @@ class TransformersReader(Reader):
     def tokenizer(self) -> Any:
         """The tokenizer alone: counting tokens (and a fully cached run) needs no weights."""
         if self._tokenizer is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            from transformers import AutoTokenizer
-
-            quiet_transformers()
-            tok = AutoTokenizer.from_pretrained(self.model_path())
-            tok.padding_side = "left"
-            if tok.pad_token_id is None:
-                tok.pad_token = tok.eos_token
-            self._tokenizer = tok
+            self._tokenizer = _shared_tokenizer(str(self.model_path()))
         return self._tokenizer
 
     def _load(self) -> None:
-        if self._model is not None:
-            return
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        quiet_transformers()
-        device = self.resolved_device()
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(self.model_path(), dtype=dtype)
-        self._model = model.to(device).eval()
+        if self._model is None:
+            self._model = _shared_model(str(self.model_path()), self.resolved_device())
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0

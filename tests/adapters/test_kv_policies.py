@@ -179,7 +179,7 @@ def test_a_run_under_a_policy_scores_kv_bytes_and_plots_the_pareto_chart(tiny: P
                         reader=f"transformers:model={tiny},device=cpu,max_new_tokens=4{kv}",
                         out=tmp_path / name, control=False, limit=2)
             for name, kv in [("full", ""), ("snap", ",kv=snapkv,ratio=0.5")]]
-    full, snap = (r.cell("full_context").kv for r in runs)
+    full, snap = (r.cell("oracle").kv for r in runs)
     assert full is not None and snap is not None
     assert full.compression_ratio == 1.0 and snap.compression_ratio > 1.5
     assert snap.bytes < 0.6 * full.bytes and snap.bytes == snap.formula_bytes
@@ -199,16 +199,17 @@ def test_a_run_under_a_policy_scores_kv_bytes_and_plots_the_pareto_chart(tiny: P
 @pytest.mark.model
 def test_gemma_runs_a_scenario_under_every_policy_with_bytes_as_the_formula_says(
         tmp_path: Path) -> None:
-    """Each policy answers two probes of a bundled scenario over full_context's notes."""
+    """Each policy answers two probes of a bundled scenario over the oracle's notes (the
+    prompt is mostly the few-shot block, long enough for every policy to drop or shrink)."""
     def run(kv: dict[str, object]) -> memeval.RunResult:
         options = "".join(f",{key}={value}" for key, value in kv.items())
-        return memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["full_context"],
+        return memeval.run(SCENARIOS / "quick" / "garden-club.yaml", backends=["oracle"],
                            reader=f"embedded:device=cpu{options}", out=tmp_path / str(len(kv)) /
                            "-".join(map(str, kv.values())), control=False, limit=2, report=False)
 
     # the reference is transformers' own cache, prompt by prompt, as the policies use it (the
     # fast decode path holds every slot of every layer and pads batches: more bytes)
-    full = run({"decode": "generate", "batch_size": 1}).cell("full_context").kv
+    full = run({"decode": "generate", "batch_size": 1}).cell("oracle").kv
     assert full is not None and full.compression_ratio == 1.0 and full.n == 2
     assert abs(full.bytes - full.formula_bytes) <= 0.05 * full.formula_bytes
     for options in POLICIES:
@@ -216,7 +217,7 @@ def test_gemma_runs_a_scenario_under_every_policy_with_bytes_as_the_formula_says
         records = result.records()
         assert len(records) == 2 and records["answer"].str.len().gt(0).all(), options
         assert not records["error"].notna().any(), options
-        kv = result.cell("full_context").kv
+        kv = result.cell("oracle").kv
         assert kv is not None and kv.n == 2, options
         assert abs(kv.bytes - kv.formula_bytes) <= 0.05 * kv.formula_bytes, options
         assert kv.bytes < full.bytes and kv.compression_ratio > 1.0, options
