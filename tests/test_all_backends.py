@@ -1,4 +1,4 @@
-"""Every shipped backend on the bundled scenarios, side by side, as a user would compare them."""
+"""Every shipped backend on the quick bundled scenarios, side by side, as a user would compare them."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_every_backend_is_compared_and_oracle_is_the_upper_bound(tmp_path: Path)
     assert shipped == {b.split(":")[0] for b in BACKENDS}
     assert set(DEFAULT_BACKENDS) < shipped
 
-    result = memeval.run(SCENARIOS, backends=BACKENDS, reader="extractive", out=tmp_path / "run")
+    result = memeval.run(SCENARIOS / "quick", backends=BACKENDS, reader="extractive", out=tmp_path / "run")
     cells = {c["backend"]: c for c in result.scores_json["cells"]}
     assert list(cells) == BACKENDS  # the table keeps the order they were given
     evidence = {name: cell["evidence_retention"]["value"] for name, cell in cells.items()}

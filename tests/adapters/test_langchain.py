@@ -27,7 +27,7 @@ def embedder() -> MiniLMEmbedder:
 
 
 def test_runs_the_bundled_scenarios_by_name(tmp_path: Path) -> None:
-    result = memeval.run(SCENARIOS, backends=["langchain", "langchain:store=langgraph,top_k=3",
+    result = memeval.run(SCENARIOS / "quick", backends=["langchain", "langchain:store=langgraph,top_k=3",
                                               "oracle"], reader="extractive", out=tmp_path / "run")
     cells = {c["backend"]: c for c in result.scores_json["cells"]}
     oracle = cells["oracle"]["evidence_retention"]["value"]

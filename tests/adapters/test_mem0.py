@@ -22,7 +22,7 @@ def test_mem0_conforms() -> None:
 
 
 def test_mem0_runs_the_bundled_scenarios(tmp_path: Path) -> None:
-    result = memeval.run(SCENARIOS, backends=["mem0:top_k=3", "oracle"], reader="extractive",
+    result = memeval.run(SCENARIOS / "quick", backends=["mem0:top_k=3", "oracle"], reader="extractive",
                          out=tmp_path / "run")
     cells = {c["backend"]: c for c in result.scores_json["cells"]}
     mem0 = cells["mem0:top_k=3"]
