@@ -23,7 +23,9 @@ class SharedRag(Rag):
 
 @pytest.mark.model
 def test_the_control_memorizes_almost_nothing_of_the_bundled_scenarios(tmp_path: Path) -> None:
-    result = memeval.run(SCENARIOS, backends=["no_memory"], out=tmp_path / "run", report=False)
+    # the nine single-kind scenarios (36 facts to guess; the whole library adds only filler)
+    result = memeval.run(sorted(SCENARIOS.glob("*.yaml")), backends=["no_memory"],
+                         out=tmp_path / "run", report=False)
     (control,) = result.scores_json["cells"]
     assert control["control"] is True
     memo = control["leakage"]["memorization"]
